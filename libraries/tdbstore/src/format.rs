@@ -1,0 +1,314 @@
+//! The on-flash format of Mbed OS's TDBStore: the one place that knows byte positions.
+//!
+//! A device is split into two equal **areas** of whole erase units; one is active, the other
+//! is the standby that garbage collection compacts into. Every area looks like this
+//! (offsets from the area start, `P` = program size, `H = align_up(24, P)`):
+//!
+//! ```text
+//! 0             reserved data (0..=64 bytes, write-once, copied by compaction)
+//! 64            reserved trailer  { u16 trailer_size = 8, u16 data_size, u32 crc }
+//! MRO           master record = align_up(72, P): an ordinary record, key "TDBS",
+//!               data { u16 version, u16 tdbstore_revision = 1, u32 reserved = 0 }
+//! MRO + MRS     first data record; records follow back to back, each P-aligned
+//! ```
+//!
+//! A record is a 24-byte header padded to `H`, then the key, then **immediately** the data,
+//! padded to `P`:
+//!
+//! ```text
+//! 0  u32 magic 0x54686683   4  u16 header_size 24   6  u16 revision 1
+//! 8  u32 flags              12 u16 key_size          14 u16 reserved 0
+//! 16 u32 data_size          20 u32 crc  (over bytes 0..20, key, data; padding excluded)
+//! H  key bytes, data bytes, padding to P
+//! ```
+//!
+//! All integers are little-endian. `header_size` and `revision` are written but, as in
+//! Mbed, never checked on read. Padding is don't-care on read.
+//!
+//! Deviations from Mbed's defects (format notes §12), all chosen so that images stay
+//! mutually readable: a record ending exactly at the area end is valid (Mbed rejects it,
+//! B2); keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3); the key `"TDBS"` is never a
+//! user key and master-record copies in the data region are skipped (B1, B7).
+
+use crate::crc::Crc32;
+
+/// Record magic (`83 66 68 54` on flash).
+pub const MAGIC: u32 = 0x5468_6683;
+/// Header size field value and the unpadded header length.
+pub const HEADER_LEN: u32 = 24;
+/// Record revision field value.
+pub const REVISION: u16 = 1;
+/// The master record's key.
+pub const MASTER_KEY: &[u8] = b"TDBS";
+/// Length of the master record's data.
+pub const MASTER_DATA_LEN: u32 = 8;
+/// Flag bit marking a delete record (tombstone). Internal; never a user flag.
+pub const DELETE_FLAG: u32 = 1 << 31;
+/// User flag: the key can never be overwritten or removed.
+pub const WRITE_ONCE: u32 = 1 << 0;
+/// User flag, stored and reported only (confidentiality is SecureStore's business).
+pub const REQUIRE_CONFIDENTIALITY: u32 = 1 << 1;
+/// User flag, stored and reported only (replay protection is SecureStore's business).
+pub const REQUIRE_REPLAY_PROTECTION: u32 = 1 << 3;
+/// Every flag a user may set.
+pub const USER_FLAGS: u32 = WRITE_ONCE | REQUIRE_CONFIDENTIALITY | REQUIRE_REPLAY_PROTECTION;
+/// Longest key, in bytes. Mbed's `read_record` rejects 128 (`key_size >= 128`), so 127 is the
+/// real limit; this engine enforces it on every path.
+pub const MAX_KEY_LEN: usize = 127;
+/// Bytes of reserved data an area can hold.
+pub const RESERVED_LEN: usize = 64;
+/// Offset of the reserved trailer.
+pub const RESERVED_TRAILER_OFFSET: u32 = 64;
+/// Length of the reserved trailer.
+pub const RESERVED_TRAILER_LEN: u32 = 8;
+/// Bytes a key may not contain: Mbed's forbidden characters, plus NUL (keys are C strings
+/// to Mbed).
+pub const FORBIDDEN_KEY_BYTES: &[u8] = b" */?:;\"|<>\\\0";
+
+/// Rounds `v` up to a multiple of `a` (`a` > 0).
+pub const fn align_up(v: u32, a: u32) -> u32 {
+    v.div_ceil(a) * a
+}
+
+/// Why a key is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    /// Zero bytes long.
+    Empty,
+    /// Longer than [`MAX_KEY_LEN`].
+    TooLong,
+    /// Contains one of [`FORBIDDEN_KEY_BYTES`].
+    ForbiddenByte(u8),
+    /// The key `"TDBS"`, which names the master record.
+    Reserved,
+}
+
+/// Checks a user key.
+pub fn validate_key(key: &[u8]) -> Result<(), KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(KeyError::TooLong);
+    }
+    if let Some(&b) = key.iter().find(|b| FORBIDDEN_KEY_BYTES.contains(b)) {
+        return Err(KeyError::ForbiddenByte(b));
+    }
+    if key == MASTER_KEY {
+        return Err(KeyError::Reserved);
+    }
+    Ok(())
+}
+
+/// The hash that orders the RAM index: Mbed's CRC of the key bytes. Iteration walks keys in
+/// descending hash order, as Mbed's does.
+pub fn key_hash(key: &[u8]) -> u32 {
+    Crc32::of(key)
+}
+
+/// A decoded record header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Flags, including [`DELETE_FLAG`] for a tombstone.
+    pub flags: u32,
+    /// Key length.
+    pub key_len: u16,
+    /// Data length.
+    pub data_len: u32,
+    /// Stored CRC.
+    pub crc: u32,
+}
+
+impl Header {
+    /// Parses the first [`HEADER_LEN`] bytes. `None` if the magic is wrong or the key length is
+    /// outside 1..=[`MAX_KEY_LEN`] (Mbed's `read_record` checks; bounds are [`Layout`]'s job).
+    pub fn parse(b: &[u8]) -> Option<Header> {
+        let b: &[u8; 24] = b.get(..24)?.try_into().ok()?;
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if u32_at(0) != MAGIC {
+            return None;
+        }
+        let key_len = u16::from_le_bytes([b[12], b[13]]);
+        if key_len == 0 || key_len as usize > MAX_KEY_LEN {
+            return None;
+        }
+        Some(Header {
+            flags: u32_at(8),
+            key_len,
+            data_len: u32_at(16),
+            crc: u32_at(20),
+        })
+    }
+
+    /// Encodes the header with `crc` into `out[..24]`.
+    pub fn encode(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        out[4..6].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        out[6..8].copy_from_slice(&REVISION.to_le_bytes());
+        out[8..12].copy_from_slice(&self.flags.to_le_bytes());
+        out[12..14].copy_from_slice(&self.key_len.to_le_bytes());
+        out[14..16].copy_from_slice(&0u16.to_le_bytes());
+        out[16..20].copy_from_slice(&self.data_len.to_le_bytes());
+        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
+    }
+
+    /// A CRC primed with the 20 header bytes the record CRC covers (everything but `crc`).
+    pub fn crc_start(&self) -> Crc32 {
+        let mut b = [0u8; 24];
+        self.encode(&mut b);
+        let mut c = Crc32::new();
+        c.update(&b[..20]);
+        c
+    }
+
+    /// Whether this is a tombstone.
+    pub fn is_delete(&self) -> bool {
+        self.flags & DELETE_FLAG != 0
+    }
+}
+
+/// Where things are in an area, derived from the program size and the area size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Program unit.
+    pub program_size: u32,
+    /// Size of one area.
+    pub area_size: u32,
+    /// Padded header length `align_up(24, P)`.
+    pub header_span: u32,
+    /// Master record offset `align_up(72, P)`.
+    pub master_offset: u32,
+    /// Master record size.
+    pub master_size: u32,
+}
+
+impl Layout {
+    /// The layout for program size `p` and areas of `area_size` bytes.
+    pub const fn new(p: u32, area_size: u32) -> Layout {
+        let header_span = align_up(HEADER_LEN, p);
+        let master_offset = align_up(RESERVED_TRAILER_OFFSET + RESERVED_TRAILER_LEN, p);
+        let master_size = header_span + align_up(MASTER_KEY.len() as u32 + MASTER_DATA_LEN, p);
+        Layout {
+            program_size: p,
+            area_size,
+            header_span,
+            master_offset,
+            master_size,
+        }
+    }
+
+    /// Offset of the first data record.
+    pub const fn first_record(&self) -> u32 {
+        self.master_offset + self.master_size
+    }
+
+    /// Bytes a record with this key and data length occupies, or `None` on overflow.
+    pub fn record_size(&self, key_len: u32, data_len: u32) -> Option<u32> {
+        let body = (self.header_span as u64) + key_len as u64 + data_len as u64;
+        let size = body.div_ceil(self.program_size as u64) * self.program_size as u64;
+        u32::try_from(size).ok()
+    }
+
+    /// The size of the record whose header is `h` at area offset `off`, if it lies inside
+    /// the area. Unlike Mbed (B2) a record may end exactly at the area end.
+    pub fn record_extent(&self, off: u32, h: &Header) -> Option<u32> {
+        let size = self.record_size(h.key_len as u32, h.data_len)?;
+        let end = off as u64 + self.header_span as u64 + h.key_len as u64 + h.data_len as u64;
+        (end <= self.area_size as u64).then_some(size)
+    }
+
+    /// Largest value a single key of `key_len` bytes can have in an empty area.
+    pub fn max_value_len(&self, key_len: u32) -> u32 {
+        let room = self.area_size - self.first_record();
+        (room - room % self.program_size).saturating_sub(self.header_span + key_len)
+    }
+}
+
+/// Encodes the reserved trailer for `data` into `out[..8]`.
+pub fn encode_reserved_trailer(data: &[u8], out: &mut [u8]) {
+    out[0..2].copy_from_slice(&(RESERVED_TRAILER_LEN as u16).to_le_bytes());
+    out[2..4].copy_from_slice(&(data.len() as u16).to_le_bytes());
+    out[4..8].copy_from_slice(&Crc32::of(data).to_le_bytes());
+}
+
+/// Decodes a reserved area (`area[..72]`): the reserved data length if the trailer is valid.
+pub fn parse_reserved(area: &[u8]) -> Option<usize> {
+    let t = area.get(64..72)?;
+    let trailer_size = u16::from_le_bytes([t[0], t[1]]);
+    let len = u16::from_le_bytes([t[2], t[3]]) as usize;
+    let crc = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+    (trailer_size as u32 == RESERVED_TRAILER_LEN
+        && len <= RESERVED_LEN
+        && Crc32::of(&area[..len]) == crc)
+        .then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_match_the_format_notes() {
+        for (p, mro, mrs, first) in [(1, 72, 36, 108), (8, 72, 40, 112), (32, 96, 64, 160)] {
+            let l = Layout::new(p, 1 << 16);
+            assert_eq!(
+                (l.master_offset, l.master_size, l.first_record()),
+                (mro, mrs, first)
+            );
+        }
+    }
+
+    #[test]
+    fn header_roundtrip_and_rejections() {
+        let h = Header {
+            flags: WRITE_ONCE,
+            key_len: 5,
+            data_len: 12,
+            crc: 0x1234_5678,
+        };
+        let mut b = [0u8; 24];
+        h.encode(&mut b);
+        assert_eq!(&b[..4], &[0x83, 0x66, 0x68, 0x54]);
+        assert_eq!(Header::parse(&b), Some(h));
+        b[0] ^= 1;
+        assert_eq!(Header::parse(&b), None);
+        b[0] ^= 1;
+        b[12] = 128;
+        assert_eq!(Header::parse(&b), None);
+        assert_eq!(Header::parse(&b[..23]), None);
+    }
+
+    #[test]
+    fn key_rules() {
+        assert_eq!(validate_key(b""), Err(KeyError::Empty));
+        assert_eq!(validate_key(&[b'a'; 128]), Err(KeyError::TooLong));
+        assert!(validate_key(&[b'a'; 127]).is_ok());
+        assert_eq!(validate_key(b"a b"), Err(KeyError::ForbiddenByte(b' ')));
+        assert_eq!(validate_key(b"a\0"), Err(KeyError::ForbiddenByte(0)));
+        assert_eq!(validate_key(b"TDBS"), Err(KeyError::Reserved));
+        assert!(validate_key(b"tdbs").is_ok());
+        assert!(validate_key(&[0xC3, 0xA9]).is_ok());
+    }
+
+    #[test]
+    fn exact_fit_is_valid() {
+        let l = Layout::new(32, 1024);
+        let h = Header {
+            flags: 0,
+            key_len: 4,
+            data_len: 1024 - 512 - 32 - 4,
+            crc: 0,
+        };
+        assert_eq!(l.record_extent(512, &h), Some(512));
+        let h2 = Header {
+            data_len: h.data_len + 1,
+            ..h
+        };
+        assert_eq!(l.record_extent(512, &h2), None);
+        let huge = Header {
+            data_len: u32::MAX,
+            ..h
+        };
+        assert_eq!(l.record_extent(512, &huge), None);
+    }
+}

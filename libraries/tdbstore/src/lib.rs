@@ -1,0 +1,34 @@
+//! A flash key-value store in Mbed OS's TDBStore format, as a sans-IO engine.
+//!
+//! The engine never touches flash or user buffers itself. Every operation is a state machine:
+//! [`Store::start`] begins it, and each [`Step::Io`] asks the driver for exactly one thing —
+//! read, program or erase flash, or copy bytes between the operation's input/output and the
+//! engine's work buffer ([`Store::io_buf`]) — after which the driver calls [`Store::resume`]
+//! with the result. The same engine therefore runs under a Tock capsule (driven from
+//! interrupt callbacks), under the blocking [`blocking::BlockingStore`] (host tools, tests,
+//! benchmarks) and under a power-cut harness that stops it after any request.
+//!
+//! It is `no_std` with no allocation: the work buffer and the RAM index (8 bytes per key)
+//! come from the caller. The on-flash format is Mbed's (see [`format`]); images written by
+//! Mbed mount here, and records written here mount in Mbed. Unlike Mbed, the engine never
+//! programs a flash unit twice between erases, survives a power cut at any instant
+//! (a torn tail is compacted away rather than written over), erases ahead of need, and does
+//! not repeat Mbed's known defects.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code, missing_docs)]
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+pub mod crc;
+mod engine;
+pub mod format;
+mod index;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use engine::{
+    Cursor, Error, Geometry, GeometryError, IoError, IoKind, MountInfo, Op, Outcome, Request, Step,
+    Store, StoreInfo, StoreOptions,
+};
+pub use format::{KeyError, REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
+pub use index::IndexEntry;
