@@ -34,7 +34,7 @@ fn every_golden_vector_mounts_with_its_contents() {
         } else {
             manifest_keys(&m["expected_keys"])
         };
-        assert_eq!(contents(&mut s), expected, "{name}: contents");
+        assert_same(&contents(&mut s), &expected, &format!("{name}: contents"));
         assert_eq!(
             info.active_area as u64,
             ri["active_area"].as_u64().unwrap(),
