@@ -92,9 +92,7 @@
 #![deny(missing_docs)]
 
 use core::fmt;
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
 /// Sizes of a flash device, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,12 +130,8 @@ impl fmt::Display for GeometryError {
             Self::Zero(n) => write!(f, "geometry: {n} is zero"),
             Self::NotPowerOfTwo(n) => write!(f, "geometry: {n} is not a power of two"),
             Self::SizeNotMultipleOfErase => f.write_str("geometry: size % erase_size != 0"),
-            Self::EraseNotMultipleOfProgram => {
-                f.write_str("geometry: erase_size % program_size != 0")
-            }
-            Self::ProgramNotMultipleOfRead => {
-                f.write_str("geometry: program_size % read_size != 0")
-            }
+            Self::EraseNotMultipleOfProgram => f.write_str("geometry: erase_size % program_size != 0"),
+            Self::ProgramNotMultipleOfRead => f.write_str("geometry: program_size % read_size != 0"),
         }
     }
 }
@@ -147,13 +141,8 @@ impl std::error::Error for GeometryError {}
 impl Geometry {
     /// Arduino Portenta H7 (STM32H747) internal flash as used by the store:
     /// 12 sectors of 128 KiB, 32-byte flash words, erased to 0xFF.
-    pub const PORTENTA: Geometry = Geometry {
-        size: 1_572_864,
-        read_size: 1,
-        program_size: 32,
-        erase_size: 131_072,
-        erase_value: 0xFF,
-    };
+    pub const PORTENTA: Geometry =
+        Geometry { size: 1_572_864, read_size: 1, program_size: 32, erase_size: 131_072, erase_value: 0xFF };
     /// A generic 2 MiB QSPI NOR flash: byte programs, 4 KiB sectors.
     pub const QSPI: Geometry = Geometry {
         size: 2 * 1024 * 1024,
@@ -164,13 +153,8 @@ impl Geometry {
     };
     /// The small geometry of the `g2_small` golden vectors: 32 KiB,
     /// 8-byte program units, 4 KiB sectors.
-    pub const SMALL: Geometry = Geometry {
-        size: 32_768,
-        read_size: 1,
-        program_size: 8,
-        erase_size: 4096,
-        erase_value: 0xFF,
-    };
+    pub const SMALL: Geometry =
+        Geometry { size: 32_768, read_size: 1, program_size: 8, erase_size: 4096, erase_value: 0xFF };
 
     /// Checks that the sizes are non-zero, that the granularities are powers
     /// of two and that each one divides the next.
@@ -462,10 +446,7 @@ impl FlashSim {
     pub fn from_image(geometry: Geometry, image: Vec<u8>) -> Result<Self, ImageError> {
         geometry.validate().map_err(ImageError::Geometry)?;
         if image.len() != geometry.size as usize {
-            return Err(ImageError::Size {
-                expected: geometry.size,
-                actual: image.len(),
-            });
+            return Err(ImageError::Size { expected: geometry.size, actual: image.len() });
         }
         let units = image
             .chunks(geometry.program_size as usize)
@@ -482,10 +463,7 @@ impl FlashSim {
             time: TimeModel::for_geometry(&geometry),
             data: image,
             units,
-            stats: Stats {
-                erases_per_sector: vec![0; geometry.sector_count() as usize],
-                ..Stats::default()
-            },
+            stats: Stats { erases_per_sector: vec![0; geometry.sector_count() as usize], ..Stats::default() },
             strict: false,
             powered: true,
             ops: 0,
@@ -554,9 +532,7 @@ impl FlashSim {
             if let Some(u) = (first..first + n).find(|&u| self.units[u] != UnitState::Erased) {
                 return Err(match cut {
                     Some(_) => SimError::PowerLost,
-                    None => SimError::DoubleProgram {
-                        addr: (u * ps) as u32,
-                    },
+                    None => SimError::DoubleProgram { addr: (u * ps) as u32 },
                 });
             }
         }
@@ -625,10 +601,7 @@ impl FlashSim {
     }
 
     fn erase_sector(&mut self, s: u32) {
-        let (es, ps) = (
-            self.geometry.erase_size as usize,
-            self.geometry.program_size as usize,
-        );
+        let (es, ps) = (self.geometry.erase_size as usize, self.geometry.program_size as usize);
         let s = s as usize;
         self.data[s * es..(s + 1) * es].fill(self.geometry.erase_value);
         self.units[s * es / ps..(s + 1) * es / ps].fill(UnitState::Erased);
@@ -637,10 +610,7 @@ impl FlashSim {
 
     /// Torn erase of sector `s`: each unit erased, unchanged or ECC-bad.
     fn tear_sector(&mut self, s: u32, index: u64) {
-        let (es, ps) = (
-            self.geometry.erase_size as usize,
-            self.geometry.program_size as usize,
-        );
+        let (es, ps) = (self.geometry.erase_size as usize, self.geometry.program_size as usize);
         let s = s as usize;
         let mut rng = Rng::new(self.seed, index, (s * es) as u32);
         for u in s * es / ps..(s + 1) * es / ps {
@@ -692,13 +662,7 @@ impl FlashSim {
             _ => None,
         };
         if self.log_enabled {
-            self.log.push(Op {
-                index,
-                kind,
-                addr,
-                len,
-                cut,
-            });
+            self.log.push(Op { index, kind, addr, len, cut });
         }
         (index, cut)
     }
@@ -749,10 +713,8 @@ impl FlashSim {
 
     /// Zeroes the counters.
     pub fn reset_stats(&mut self) {
-        self.stats = Stats {
-            erases_per_sector: vec![0; self.geometry.sector_count() as usize],
-            ..Stats::default()
-        };
+        self.stats =
+            Stats { erases_per_sector: vec![0; self.geometry.sector_count() as usize], ..Stats::default() };
     }
 
     /// Strict mode: a program touching a non-erased unit returns
@@ -779,9 +741,7 @@ impl FlashSim {
 
     /// State of the program unit containing `addr`, `None` if out of bounds.
     pub fn unit_state(&self, addr: u32) -> Option<UnitState> {
-        self.units
-            .get((addr / self.geometry.program_size) as usize)
-            .copied()
+        self.units.get((addr / self.geometry.program_size) as usize).copied()
     }
 
     /// True if the program unit containing `addr` is erased.
@@ -797,10 +757,7 @@ impl FlashSim {
     /// Fault injection: makes the program unit containing `addr` ECC-bad
     /// (contents unchanged). Out-of-bounds addresses are ignored.
     pub fn mark_ecc_bad(&mut self, addr: u32) {
-        if let Some(u) = self
-            .units
-            .get_mut((addr / self.geometry.program_size) as usize)
-        {
+        if let Some(u) = self.units.get_mut((addr / self.geometry.program_size) as usize) {
             *u = UnitState::EccBad;
         }
     }
@@ -847,11 +804,7 @@ impl NorFlash for FlashSim {
     /// Erases `[from, to)`, which must be sector aligned.
     fn erase(&mut self, from: u32, to: u32) -> Result<(), SimError> {
         if from > to {
-            return Err(if self.powered {
-                SimError::OutOfBounds
-            } else {
-                SimError::PowerLost
-            });
+            return Err(if self.powered { SimError::OutOfBounds } else { SimError::PowerLost });
         }
         FlashSim::erase(self, from, to - from)
     }

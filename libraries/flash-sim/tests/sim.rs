@@ -1,9 +1,7 @@
 //! Behaviour tests of the flash model against its documented contract.
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
-use flash_sim::{
-    Cut, FlashSim, Geometry, GeometryError, ImageError, OpKind, SimError, TimeModel, UnitState,
-};
+use flash_sim::{Cut, FlashSim, Geometry, GeometryError, ImageError, OpKind, SimError, TimeModel, UnitState};
 
 const S: Geometry = Geometry::SMALL; // program 8, sector 4096, 8 sectors
 
@@ -32,26 +30,11 @@ fn invalid_geometries_are_rejected() {
         g.validate()
     };
     assert_eq!(bad(|g| g.size = 0), Err(GeometryError::Zero("size")));
-    assert_eq!(
-        bad(|g| g.program_size = 0),
-        Err(GeometryError::Zero("program_size"))
-    );
-    assert_eq!(
-        bad(|g| g.program_size = 12),
-        Err(GeometryError::NotPowerOfTwo("program_size"))
-    );
-    assert_eq!(
-        bad(|g| g.size = 4096 * 3 + 8),
-        Err(GeometryError::SizeNotMultipleOfErase)
-    );
-    assert_eq!(
-        bad(|g| g.program_size = 8192),
-        Err(GeometryError::EraseNotMultipleOfProgram)
-    );
-    assert_eq!(
-        bad(|g| g.read_size = 16),
-        Err(GeometryError::ProgramNotMultipleOfRead)
-    );
+    assert_eq!(bad(|g| g.program_size = 0), Err(GeometryError::Zero("program_size")));
+    assert_eq!(bad(|g| g.program_size = 12), Err(GeometryError::NotPowerOfTwo("program_size")));
+    assert_eq!(bad(|g| g.size = 4096 * 3 + 8), Err(GeometryError::SizeNotMultipleOfErase));
+    assert_eq!(bad(|g| g.program_size = 8192), Err(GeometryError::EraseNotMultipleOfProgram));
+    assert_eq!(bad(|g| g.read_size = 16), Err(GeometryError::ProgramNotMultipleOfRead));
     // A non-power-of-two total size is fine (the Portenta's 1.5 MiB).
     assert_eq!(bad(|g| g.size = 4096 * 3), Ok(()));
     let mut g = S;
@@ -86,10 +69,7 @@ fn program_stores_bytes_not_and() {
     g.erase_value = 0x00;
     let mut sim = FlashSim::new(g);
     sim.program(0, &[0x5A; 8]).unwrap();
-    assert_eq!(
-        read_vec(&mut sim, 0, 9).unwrap(),
-        [[0x5A; 8].as_slice(), &[0]].concat()
-    );
+    assert_eq!(read_vec(&mut sim, 0, 9).unwrap(), [[0x5A; 8].as_slice(), &[0]].concat());
 }
 
 #[test]
@@ -131,10 +111,7 @@ fn strict_mode_rejects_double_program_without_change() {
     sim.program(8, &[7; 8]).unwrap();
     let before = sim.image().to_vec();
     let stats = sim.stats().clone();
-    assert_eq!(
-        sim.program(0, &[1; 24]),
-        Err(SimError::DoubleProgram { addr: 8 })
-    );
+    assert_eq!(sim.program(0, &[1; 24]), Err(SimError::DoubleProgram { addr: 8 }));
     assert_eq!(sim.image(), &before[..]);
     assert_eq!(sim.stats(), &stats);
     assert!(sim.is_unit_erased(0) && sim.is_unit_erased(16));
@@ -162,13 +139,8 @@ fn torn_multi_unit_program() {
     sim.cut_power_at(1, Cut::Halfway);
     assert_eq!(sim.program(256, &[0xAA; 24]), Err(SimError::PowerLost));
     sim.power_on();
-    let states: Vec<_> = (0..3)
-        .map(|i| sim.unit_state(256 + 8 * i).unwrap())
-        .collect();
-    assert_eq!(
-        states,
-        [UnitState::Programmed, UnitState::EccBad, UnitState::Erased]
-    );
+    let states: Vec<_> = (0..3).map(|i| sim.unit_state(256 + 8 * i).unwrap()).collect();
+    assert_eq!(states, [UnitState::Programmed, UnitState::EccBad, UnitState::Erased]);
     assert_eq!(sim.stats().programs, 2);
 }
 
@@ -224,10 +196,7 @@ fn cut_before_changes_nothing_then_power_lost_until_power_on() {
     assert_eq!(sim.mutating_ops(), 3);
     assert_eq!(sim.stats().erases, 0);
     sim.power_on();
-    assert_eq!(
-        read_vec(&mut sim, 0, 16).unwrap(),
-        [[1u8; 8], [2; 8]].concat()
-    );
+    assert_eq!(read_vec(&mut sim, 0, 16).unwrap(), [[1u8; 8], [2; 8]].concat());
     sim.program(16, &[3; 8]).unwrap();
     assert_eq!(sim.mutating_ops(), 4);
     sim.reset_op_counter();
@@ -252,22 +221,10 @@ fn torn_erase_leaves_mix_and_clean_erase_recovers() {
         (sim.image().to_vec(), sim)
     };
     let (img, mut sim) = run(7);
-    let count = |st| {
-        (4096..8192)
-            .step_by(8)
-            .filter(|&a| sim.unit_state(a) == Some(st))
-            .count()
-    };
-    let (e, p, b) = (
-        count(UnitState::Erased),
-        count(UnitState::Programmed),
-        count(UnitState::EccBad),
-    );
+    let count = |st| (4096..8192).step_by(8).filter(|&a| sim.unit_state(a) == Some(st)).count();
+    let (e, p, b) = (count(UnitState::Erased), count(UnitState::Programmed), count(UnitState::EccBad));
     assert_eq!(e + p + b, 512);
-    assert!(
-        e > 50 && p > 50 && b > 50,
-        "mix: {e} erased, {p} unchanged, {b} ECC-bad"
-    );
+    assert!(e > 50 && p > 50 && b > 50, "mix: {e} erased, {p} unchanged, {b} ECC-bad");
     for a in (4096..8192).step_by(8) {
         let unit = &img[a as usize..a as usize + 8];
         match sim.unit_state(a).unwrap() {
@@ -304,9 +261,7 @@ fn torn_multi_sector_erase() {
     sim.power_on();
     assert!(sim.image()[..8192].iter().all(|&b| b == 0xFF));
     assert!((0..8192).step_by(8).all(|a| sim.is_unit_erased(a)));
-    assert!((12288..32768)
-        .step_by(8)
-        .all(|a| sim.unit_state(a) == Some(UnitState::Programmed)));
+    assert!((12288..32768).step_by(8).all(|a| sim.unit_state(a) == Some(UnitState::Programmed)));
     assert_eq!(sim.stats().erases_per_sector, vec![1, 1, 1, 0, 0, 0, 0, 0]);
 }
 
@@ -327,10 +282,7 @@ fn counters_and_time() {
     assert_eq!((s.reads, s.bytes_read), (2, 100));
     assert_eq!((s.programs, s.bytes_programmed), (1, 96));
     assert_eq!(s.erases, 2);
-    assert_eq!(
-        s.erases_per_sector,
-        vec![0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-    );
+    assert_eq!(s.erases_per_sector, vec![0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(s.time_ns, 3 * 100_000 + 3 * 1_100_000_000 + 100);
     // Torn ops count the units reached, the torn one included.
     sim.cut_power_at(sim.mutating_ops(), Cut::Halfway);
@@ -340,11 +292,7 @@ fn counters_and_time() {
     assert_eq!(sim.stats().erases_per_sector, vec![0; 12]);
     assert_eq!(sim.stats().time_ns, 0);
     sim.power_on();
-    sim.set_time_model(TimeModel {
-        program_unit_ns: 1,
-        erase_sector_ns: 10,
-        read_byte_ns: 0,
-    });
+    sim.set_time_model(TimeModel { program_unit_ns: 1, erase_sector_ns: 10, read_byte_ns: 0 });
     sim.program(2048, &[0; 64]).unwrap();
     sim.erase(0, 131_072).unwrap();
     read_vec(&mut sim, 0, 10).unwrap();
@@ -365,22 +313,13 @@ fn alignment_and_bounds_errors() {
     let mut sim = FlashSim::new(S);
     assert_eq!(sim.program(4, &[0; 8]), Err(SimError::NotAligned));
     assert_eq!(sim.program(0, &[0; 12]), Err(SimError::NotAligned));
-    assert_eq!(
-        sim.program(S.size - 8, &[0; 16]),
-        Err(SimError::OutOfBounds)
-    );
-    assert_eq!(
-        sim.program(u32::MAX - 7, &[0; 8]),
-        Err(SimError::OutOfBounds)
-    );
+    assert_eq!(sim.program(S.size - 8, &[0; 16]), Err(SimError::OutOfBounds));
+    assert_eq!(sim.program(u32::MAX - 7, &[0; 8]), Err(SimError::OutOfBounds));
     assert_eq!(sim.erase(2048, 4096), Err(SimError::NotAligned));
     assert_eq!(sim.erase(0, 100), Err(SimError::NotAligned));
     assert_eq!(sim.erase(S.size - 4096, 8192), Err(SimError::OutOfBounds));
     assert_eq!(sim.erase(u32::MAX, u32::MAX), Err(SimError::OutOfBounds));
-    assert_eq!(
-        read_vec(&mut sim, S.size - 1, 2),
-        Err(SimError::OutOfBounds)
-    );
+    assert_eq!(read_vec(&mut sim, S.size - 1, 2), Err(SimError::OutOfBounds));
     assert_eq!(read_vec(&mut sim, S.size - 1, 1).unwrap(), vec![0xFF]);
     assert_eq!(sim.mutating_ops(), 0);
     assert!(sim.image().iter().all(|&b| b == 0xFF));
@@ -408,10 +347,7 @@ fn from_image_classifies_units() {
     assert_eq!(sim.stats().double_programs, 1);
     assert_eq!(
         FlashSim::from_image(S, vec![0xFF; 100]).err(),
-        Some(ImageError::Size {
-            expected: S.size,
-            actual: 100
-        })
+        Some(ImageError::Size { expected: S.size, actual: 100 })
     );
     // Round trip through image().
     let again = FlashSim::from_image(S, sim.clone().into_image()).unwrap();
@@ -434,15 +370,9 @@ fn op_log_records_mutating_ops() {
     let _ = sim.program(1, &[0; 8]);
     let log = sim.op_log();
     assert_eq!(log.len(), 2);
-    assert_eq!(
-        (log[0].index, log[0].kind, log[0].addr, log[0].len),
-        (1, OpKind::Program, 8, 16)
-    );
+    assert_eq!((log[0].index, log[0].kind, log[0].addr, log[0].len), (1, OpKind::Program, 8, 16));
     assert_eq!(log[0].cut, None);
-    assert_eq!(
-        (log[1].index, log[1].kind, log[1].addr),
-        (2, OpKind::Erase, 4096)
-    );
+    assert_eq!((log[1].index, log[1].kind, log[1].addr), (2, OpKind::Erase, 4096));
     assert_eq!(log[1].cut, Some(Cut::Halfway));
     sim.clear_op_log();
     assert!(sim.op_log().is_empty());
@@ -465,10 +395,7 @@ fn embedded_storage_traits() {
     assert_eq!(ReadNorFlash::capacity(&sim), S.size as usize);
     assert_eq!(generic_roundtrip(&mut sim, 4096).unwrap(), vec![0x42; 64]);
     // Via &mut FlashSim too (blanket impl).
-    assert_eq!(
-        generic_roundtrip(&mut &mut sim, 4096).unwrap(),
-        vec![0x42; 64]
-    );
+    assert_eq!(generic_roundtrip(&mut &mut sim, 4096).unwrap(), vec![0x42; 64]);
     assert_eq!(sim.stats().erases_per_sector[1], 2);
     // The geometry's granularity is enforced at run time.
     let e = NorFlash::write(&mut sim, 4, &[0; 8]).unwrap_err();
@@ -486,18 +413,9 @@ fn embedded_storage_traits() {
     assert_eq!(e, SimError::Ecc { addr: 4096 });
     assert_eq!(e.kind(), NorFlashErrorKind::Other);
     sim.cut_power_at(sim.mutating_ops(), Cut::Before);
-    assert_eq!(
-        NorFlash::write(&mut sim, 0, &[0; 8]).unwrap_err().kind(),
-        NorFlashErrorKind::Other
-    );
-    assert_eq!(
-        NorFlash::erase(&mut sim, 8192, 4096),
-        Err(SimError::PowerLost)
-    );
-    assert_eq!(
-        SimError::DoubleProgram { addr: 0 }.kind(),
-        NorFlashErrorKind::Other
-    );
+    assert_eq!(NorFlash::write(&mut sim, 0, &[0; 8]).unwrap_err().kind(), NorFlashErrorKind::Other);
+    assert_eq!(NorFlash::erase(&mut sim, 8192, 4096), Err(SimError::PowerLost));
+    assert_eq!(SimError::DoubleProgram { addr: 0 }.kind(), NorFlashErrorKind::Other);
 }
 
 #[test]
@@ -550,10 +468,7 @@ fn random_workload_matches_shadow() {
             _ => {
                 let a = rnd(S.size - 64);
                 let len = rnd(64) as usize;
-                assert_eq!(
-                    read_vec(&mut sim, a, len).unwrap(),
-                    shadow[a as usize..][..len]
-                );
+                assert_eq!(read_vec(&mut sim, a, len).unwrap(), shadow[a as usize..][..len]);
             }
         }
     }

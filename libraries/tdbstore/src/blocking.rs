@@ -62,11 +62,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
             return Err(GeometryError::AreaSize);
         }
         let store = Store::new(geometry, options, work, index)?;
-        Ok(BlockingStore {
-            store,
-            flash,
-            map_err: map_by_kind::<F::Error>,
-        })
+        Ok(BlockingStore { store, flash, map_err: map_by_kind::<F::Error> })
     }
 
     /// Replaces how driver errors are classified (e.g. to tell ECC errors and power loss apart).
@@ -109,18 +105,14 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
             let result = match req {
                 Request::Read { addr, .. } => self.flash.read(addr, buf).map_err(|e| map(&e)),
                 Request::Program { addr, .. } => self.flash.write(addr, buf).map_err(|e| map(&e)),
-                Request::Erase { addr, len } => {
-                    self.flash.erase(addr, addr + len).map_err(|e| map(&e))
-                }
-                Request::Fill { offset, len } => {
-                    match input.get(offset as usize..(offset + len) as usize) {
-                        Some(src) => {
-                            buf.copy_from_slice(src);
-                            Ok(())
-                        }
-                        None => Err(IoError::Other),
+                Request::Erase { addr, len } => self.flash.erase(addr, addr + len).map_err(|e| map(&e)),
+                Request::Fill { offset, len } => match input.get(offset as usize..(offset + len) as usize) {
+                    Some(src) => {
+                        buf.copy_from_slice(src);
+                        Ok(())
                     }
-                }
+                    None => Err(IoError::Other),
+                },
                 Request::Deliver { offset, len } => {
                     match output.get_mut(offset as usize..(offset + len) as usize) {
                         Some(dst) => {
@@ -159,15 +151,9 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     pub fn get(&mut self, key: &[u8], out: &mut [u8]) -> Result<ValueInfo, Error> {
         let out_len = out.len().min(u32::MAX as usize) as u32;
         match self.run(Op::Get { key, out_len }, &[], out)? {
-            Outcome::Value {
-                size,
-                flags,
-                copied,
-            } => Ok(ValueInfo {
-                size: size as usize,
-                flags,
-                copied: copied as usize,
-            }),
+            Outcome::Value { size, flags, copied } => {
+                Ok(ValueInfo { size: size as usize, flags, copied: copied as usize })
+            }
             _ => Err(Error::Busy),
         }
     }
@@ -225,15 +211,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         out: &mut [u8],
     ) -> Result<Option<(usize, Cursor)>, Error> {
         let out_len = out.len().min(u32::MAX as usize) as u32;
-        match self.run(
-            Op::Next {
-                prefix,
-                cursor,
-                out_len,
-            },
-            &[],
-            out,
-        )? {
+        match self.run(Op::Next { prefix, cursor, out_len }, &[], out)? {
             Outcome::Key { len, next, .. } => Ok(Some((len as usize, next))),
             Outcome::End => Ok(None),
             _ => Err(Error::Busy),

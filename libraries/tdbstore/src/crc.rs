@@ -13,11 +13,7 @@ const TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         table[i] = c;
@@ -91,9 +87,7 @@ mod tests {
     fn master_record_example_from_the_format_notes() {
         // Header of a version-1 master record (crc field excluded), key "TDBS", data.
         let mut c = Crc32::new();
-        c.update(&[
-            0x83, 0x66, 0x68, 0x54, 0x18, 0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0,
-        ]);
+        c.update(&[0x83, 0x66, 0x68, 0x54, 0x18, 0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0]);
         c.update(b"TDBS");
         c.update(&[1, 0, 1, 0, 0, 0, 0, 0]);
         assert_eq!(c.value(), 0xb8da_2073);

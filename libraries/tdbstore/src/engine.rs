@@ -20,7 +20,7 @@
 
 use crate::crc::Crc32;
 use crate::format::{
-    self, align_up, Header, KeyError, Layout, DELETE_FLAG, MASTER_DATA_LEN, MASTER_KEY,
+    self, align_up, Header, KeyError, Layout, RecordFormat, DELETE_FLAG, MASTER_DATA_LEN, MASTER_KEY,
     MAX_KEY_LEN, RESERVED_LEN, USER_FLAGS,
 };
 use crate::index::{Index, IndexEntry};
@@ -51,13 +51,8 @@ impl Geometry {
         erase_value: 0xFF,
     };
     /// A serial NOR (QSPI-like) region: byte programs, 4 KiB sectors, 2 MiB.
-    pub const QSPI: Geometry = Geometry {
-        size: 2 << 20,
-        read_size: 1,
-        program_size: 1,
-        erase_size: 4096,
-        erase_value: 0xFF,
-    };
+    pub const QSPI: Geometry =
+        Geometry { size: 2 << 20, read_size: 1, program_size: 1, erase_size: 4096, erase_value: 0xFF };
 
     /// Size of one area: half the whole erase units, rounded down (an odd last sector is unused).
     pub const fn area_size(&self) -> u32 {
@@ -109,14 +104,14 @@ pub struct StoreOptions {
     /// [`Op::Maintain`] compacts early once the active area has fewer free bytes than this
     /// (and the standby area is already erased). 0 disables early compaction.
     pub compact_below: u32,
+    /// Record layout for stores this engine formats. Mounting follows what the master
+    /// record says, whatever this is.
+    pub record_format: RecordFormat,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            format_if_blank: true,
-            compact_below: 0,
-        }
+        StoreOptions { format_if_blank: true, compact_below: 0, record_format: RecordFormat::Mbed }
     }
 }
 
@@ -523,14 +518,7 @@ impl<'w> Core<'w> {
 
     fn erase<T>(&mut self, area: Area, off: u32) -> Poll<T> {
         let addr = self.base(area) + off;
-        self.request(
-            Request::Erase {
-                addr,
-                len: self.geo.erase_size,
-            },
-            0,
-            0,
-        )
+        self.request(Request::Erase { addr, len: self.geo.erase_size }, 0, 0)
     }
 
     fn fill<T>(&mut self, offset: u32, at: usize, len: u32) -> Poll<T> {
@@ -547,14 +535,6 @@ impl<'w> Core<'w> {
 
     fn is_blank(&self, bytes: &[u8]) -> bool {
         bytes.iter().all(|&b| b == self.geo.erase_value)
-    }
-
-    /// Encodes a header for the current key into `work[..H]`, padded with the erase value.
-    fn put_header(&mut self, h: &Header) {
-        let hs = self.lay.header_span as usize;
-        let ev = self.geo.erase_value;
-        h.encode(&mut self.work[..24]);
-        self.work[24..hs].fill(ev);
     }
 
     fn watermark(&mut self, area: Area) -> &mut u32 {
@@ -578,40 +558,27 @@ struct Find {
 /// Result of [`Find`].
 #[derive(Clone, Copy, Debug)]
 enum Found {
-    Yes {
-        pos: usize,
-        header: Header,
-        size: u32,
-    },
+    Yes { pos: usize, header: Header, size: u32 },
     No,
 }
 
 impl Find {
     fn new() -> Self {
-        Find {
-            pos: 0,
-            hi: 0,
-            waiting: false,
-        }
+        Find { pos: 0, hi: 0, waiting: false }
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<Found> {
         if self.waiting {
             self.waiting = false;
             ev.result(IoKind::Read)?;
-            let hs = c.lay.header_span as usize;
+            let hs = c.lay.body_offset as usize;
             let off = c.index.get(self.pos).map_or(0, |e| e.offset);
             let kl = c.key_len;
             let got = c.io_len;
-            if let Some(h) = Header::parse(&c.work[..got]) {
-                if h.key_len as usize == kl && got >= hs + kl && c.work[hs..hs + kl] == c.key[..kl]
-                {
+            if let Some(h) = c.lay.parse_header(&c.work[..got]) {
+                if h.key_len as usize == kl && got >= hs + kl && c.work[hs..hs + kl] == c.key[..kl] {
                     if let Some(size) = c.lay.record_extent(off, &h) {
-                        return Ready(Ok(Found::Yes {
-                            pos: self.pos,
-                            header: h,
-                            size,
-                        }));
+                        return Ready(Ok(Found::Yes { pos: self.pos, header: h, size }));
                     }
                 }
             }
@@ -626,7 +593,7 @@ impl Find {
         }
         let off = c.index.get(self.pos).map_or(0, |e| e.offset);
         self.waiting = true;
-        let len = c.lay.header_span + c.key_len as u32;
+        let len = c.lay.body_offset + c.key_len as u32;
         c.read(Area::Active, off, len)
     }
 }
@@ -671,12 +638,7 @@ impl ReadRecord {
             off,
             mode,
             st: RrState::Start,
-            header: Header {
-                flags: 0,
-                key_len: 0,
-                data_len: 0,
-                crc: 0,
-            },
+            header: Header { flags: 0, key_len: 0, data_len: 0, crc: 0 },
             size: 0,
             crc: Crc32::new(),
             pos: 0,
@@ -686,69 +648,67 @@ impl ReadRecord {
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<(Header, u32)> {
-        let hs = c.lay.header_span;
-        loop {
-            match self.st {
-                RrState::Start => {
-                    self.st = RrState::AwaitHeader;
-                    return c.read(self.area, self.off, format::HEADER_LEN);
-                }
-                RrState::AwaitHeader => {
-                    ev.result(IoKind::Read)?;
-                    let h = Header::parse(&c.work[..c.io_len]).ok_or(Error::Corrupt)?;
-                    self.size = c.lay.record_extent(self.off, &h).ok_or(Error::Corrupt)?;
-                    self.header = h;
-                    self.crc = h.crc_start();
-                    self.pos = hs;
-                    self.end = hs + h.key_len as u32 + h.data_len;
-                    if self.mode == ReadMode::Scan {
-                        c.key_len = h.key_len as usize;
-                    }
-                }
-                RrState::AwaitBody { len } => {
-                    ev.result(IoKind::Read)?;
-                    let bytes = &c.work[..len as usize];
-                    self.crc.update(bytes);
-                    let key_end = hs + self.header.key_len as u32;
-                    if self.mode == ReadMode::Scan && self.pos < key_end {
-                        let n = (key_end - self.pos).min(len) as usize;
-                        let k0 = (self.pos - hs) as usize;
-                        c.key[k0..k0 + n].copy_from_slice(&c.work[..n]);
-                    }
-                    let start = self.pos;
-                    self.pos += len;
-                    if let ReadMode::Get { out_len } = self.mode {
-                        // Deliver the part of this chunk that is data and fits the output.
-                        let d0 = start.max(key_end);
-                        if d0 < self.pos && self.delivered < out_len {
-                            let n = (self.pos - d0).min(out_len - self.delivered);
-                            let at = (d0 - start) as usize;
-                            self.st = RrState::AwaitDeliver { len: n };
-                            return c.deliver(self.delivered, at, n);
-                        }
-                    }
-                }
-                RrState::AwaitDeliver { len } => {
-                    ev.result(IoKind::Deliver)?;
-                    self.delivered += len;
+        let hs = c.lay.body_offset;
+        match self.st {
+            RrState::Start => {
+                self.st = RrState::AwaitHeader;
+                return c.read(self.area, self.off, c.lay.header_len());
+            }
+            RrState::AwaitHeader => {
+                ev.result(IoKind::Read)?;
+                let h = c.lay.parse_header(&c.work[..c.io_len]).ok_or(Error::Corrupt)?;
+                self.size = c.lay.record_extent(self.off, &h).ok_or(Error::Corrupt)?;
+                self.header = h;
+                self.crc = c.lay.crc_start(&h);
+                self.pos = hs;
+                self.end = hs + h.key_len as u32 + h.data_len;
+                if self.mode == ReadMode::Scan {
+                    c.key_len = h.key_len as usize;
                 }
             }
-            // Next chunk, or done.
-            if self.pos >= self.end {
-                return if self.crc.value() == self.header.crc {
-                    Ready(Ok((self.header, self.size)))
-                } else {
-                    Ready(Err(Error::Corrupt))
-                };
+            RrState::AwaitBody { len } => {
+                ev.result(IoKind::Read)?;
+                let bytes = &c.work[..len as usize];
+                self.crc.update(bytes);
+                let key_end = hs + self.header.key_len as u32;
+                if self.mode == ReadMode::Scan && self.pos < key_end {
+                    let n = (key_end - self.pos).min(len) as usize;
+                    let k0 = (self.pos - hs) as usize;
+                    c.key[k0..k0 + n].copy_from_slice(&c.work[..n]);
+                }
+                let start = self.pos;
+                self.pos += len;
+                if let ReadMode::Get { out_len } = self.mode {
+                    // Deliver the part of this chunk that is data and fits the output.
+                    let d0 = start.max(key_end);
+                    if d0 < self.pos && self.delivered < out_len {
+                        let n = (self.pos - d0).min(out_len - self.delivered);
+                        let at = (d0 - start) as usize;
+                        self.st = RrState::AwaitDeliver { len: n };
+                        return c.deliver(self.delivered, at, n);
+                    }
+                }
             }
-            let len = (self.end - self.pos).min(c.chunk);
-            self.st = RrState::AwaitBody { len };
-            // Reads are exact here so the CRC sees only record bytes.
-            let addr = c.base(self.area) + self.off + self.pos;
-            // Rounded up to the read unit; only `len` bytes are looked at.
-            let rlen = c.read_len(self.off + self.pos, len);
-            return c.request(Request::Read { addr, len: rlen }, 0, rlen as usize);
+            RrState::AwaitDeliver { len } => {
+                ev.result(IoKind::Deliver)?;
+                self.delivered += len;
+            }
         }
+        // Next chunk, or done.
+        if self.pos >= self.end {
+            return if self.crc.value() == self.header.crc {
+                Ready(Ok((self.header, self.size)))
+            } else {
+                Ready(Err(Error::Corrupt))
+            };
+        }
+        let len = (self.end - self.pos).min(c.chunk);
+        self.st = RrState::AwaitBody { len };
+        // Reads are exact here so the CRC sees only record bytes.
+        let addr = c.base(self.area) + self.off + self.pos;
+        // Rounded up to the read unit; only `len` bytes are looked at.
+        let rlen = c.read_len(self.off + self.pos, len);
+        c.request(Request::Read { addr, len: rlen }, 0, rlen as usize)
     }
 }
 
@@ -771,13 +731,7 @@ enum BcState {
 
 impl BlankCheck {
     fn new(area: Area, from: u32, to: u32, erase_sector: Option<u32>) -> Self {
-        BlankCheck {
-            area,
-            pos: from,
-            to,
-            erase_sector,
-            st: BcState::Start,
-        }
+        BlankCheck { area, pos: from, to, erase_sector, st: BcState::Start }
     }
 
     /// `Ok(true)`: blank (or erased now); `Ok(false)`: dirty and not erased.
@@ -825,11 +779,7 @@ struct EnsureErased {
 
 impl EnsureErased {
     fn new(area: Area, upto: u32) -> Self {
-        EnsureErased {
-            area,
-            upto,
-            check: None,
-        }
+        EnsureErased { area, upto, check: None }
     }
 
     fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<()> {
@@ -853,38 +803,35 @@ impl EnsureErased {
     }
 }
 
-/// Programs a record header from `work[..H]` with the magic's unit last, so a cut inside
-/// a multi-unit header leaves no magic behind.
-struct ProgramHeader {
+/// Programs a record's head (`span` bytes from `work[at..]` to area offset `off`) with the
+/// magic's unit last, so a cut inside a multi-unit head leaves no magic behind.
+struct ProgramHead {
     area: Area,
     off: u32,
+    at: usize,
+    span: u32,
     st: u8,
 }
 
-impl ProgramHeader {
-    fn new(area: Area, off: u32) -> Self {
-        ProgramHeader { area, off, st: 0 }
+impl ProgramHead {
+    fn new(area: Area, off: u32, at: usize, span: u32) -> Self {
+        ProgramHead { area, off, at, span, st: 0 }
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<()> {
-        let hs = c.lay.header_span;
-        let magic_span = align_up(4, c.geo.program_size);
+        let magic_span = align_up(4, c.geo.program_size).min(self.span);
         match self.st {
-            0 if magic_span < hs => {
+            0 if magic_span < self.span => {
                 self.st = 1;
-                c.program(
-                    self.area,
-                    self.off + magic_span,
-                    magic_span as usize,
-                    hs - magic_span,
-                )
+                let rest = self.span - magic_span;
+                c.program(self.area, self.off + magic_span, self.at + magic_span as usize, rest)
             }
             0 | 1 => {
                 if self.st == 1 {
                     ev.result(IoKind::Program)?;
                 }
                 self.st = 2;
-                c.program(self.area, self.off, 0, magic_span.min(hs))
+                c.program(self.area, self.off, self.at, magic_span)
             }
             _ => {
                 ev.result(IoKind::Program)?;
@@ -894,20 +841,67 @@ impl ProgramHeader {
     }
 }
 
+/// Writes a master record (always in Mbed's format, with the store's record format as its
+/// revision) with `version` at an area's master offset: body first, then the header, which
+/// makes the area valid.
+struct WriteMaster {
+    area: Area,
+    head: Option<ProgramHead>,
+}
+
+impl WriteMaster {
+    fn new(area: Area) -> Self {
+        WriteMaster { area, head: None }
+    }
+
+    fn poll(&mut self, c: &mut Core, version: u16, ev: Ev) -> Poll<()> {
+        let lay = c.lay;
+        let hs = lay.header_span as usize;
+        if let Some(h) = &mut self.head {
+            return h.poll(c, ev);
+        }
+        if let Ev::Io(_) = ev {
+            ev.result(IoKind::Program)?;
+            self.head = Some(ProgramHead::new(self.area, lay.master_offset, 0, hs as u32));
+            return self.poll(c, version, Ev::Start);
+        }
+        let mut data = [0u8; MASTER_DATA_LEN as usize];
+        data[..2].copy_from_slice(&version.to_le_bytes());
+        data[2..4].copy_from_slice(&lay.format.revision().to_le_bytes());
+        let mut h = Header { flags: 0, key_len: 4, data_len: MASTER_DATA_LEN, crc: 0 };
+        let mut crc = h.crc_start();
+        crc.update(MASTER_KEY);
+        crc.update(&data);
+        h.crc = crc.value();
+        let ms = lay.master_size as usize;
+        let ev_byte = c.geo.erase_value;
+        let w = &mut c.work[..ms];
+        w.fill(ev_byte);
+        h.encode(&mut w[..24]);
+        w[hs..hs + 4].copy_from_slice(MASTER_KEY);
+        w[hs + 4..hs + 12].copy_from_slice(&data);
+        c.program(self.area, lay.master_offset + hs as u32, hs, (ms - hs) as u32)
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Appending a record.
 
 /// An append in progress. Kept between [`Op::SetStart`], [`Op::SetData`] and
-/// [`Op::SetFinalize`] for incremental sets; other mutations are refused meanwhile because
+/// [`Op::SetFinalize`] for incremental sets; other operations are refused meanwhile because
 /// the staged bytes live in the work buffer.
+///
+/// The work buffer stages record bytes from record offset `wrec`. The record's head (the
+/// units holding its header) is programmed last: while `wrec == 0` it sits at the front of
+/// the work buffer; after the first full chunk it moves to the hold area behind the chunk.
 #[derive(Clone, Copy, Debug)]
 struct Append {
     header: Header,
     crc: Crc32,
     base: u32,
     size: u32,
-    /// Next flash offset to program.
-    wptr: u32,
+    /// Record offset of `work[0]`.
+    wrec: u32,
     /// Bytes staged at the front of the work buffer.
     staged: u32,
     /// Value bytes still expected.
@@ -919,24 +913,20 @@ struct Append {
 impl Append {
     fn begin(c: &mut Core, flags: u32, len: u32, size: u32) -> Append {
         let kl = c.key_len;
-        let mut header = Header {
-            flags,
-            key_len: kl as u16,
-            data_len: len,
-            crc: 0,
-        };
-        let mut crc = header.crc_start();
+        let header = Header { flags, key_len: kl as u16, data_len: len, crc: 0 };
+        let mut crc = c.lay.crc_start(&header);
         crc.update(c.key());
-        header.crc = 0;
-        c.work[..kl].copy_from_slice(&c.key[..kl]);
-        let base = c.free;
+        let bo = c.lay.body_offset as usize;
+        let ev = c.geo.erase_value;
+        c.work[..bo].fill(ev);
+        c.work[bo..bo + kl].copy_from_slice(&c.key[..kl]);
         Append {
             header,
             crc,
-            base,
+            base: c.free,
             size,
-            wptr: base + c.lay.header_span,
-            staged: kl as u32,
+            wrec: 0,
+            staged: (bo + kl) as u32,
             remaining: len,
             programmed: false,
         }
@@ -949,29 +939,25 @@ struct Feed {
     taken: u32,
     finalize: bool,
     st: FeedState,
-    header: Option<ProgramHeader>,
+    head: Option<ProgramHead>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FeedState {
     Next,
     AwaitFill { len: u32 },
-    AwaitProgram { len: u32 },
-    Header,
+    AwaitChunk,
+    AwaitTail,
+    Head,
 }
 
 impl Feed {
     fn new(input: u32, finalize: bool) -> Self {
-        Feed {
-            input,
-            taken: 0,
-            finalize,
-            st: FeedState::Next,
-            header: None,
-        }
+        Feed { input, taken: 0, finalize, st: FeedState::Next, head: None }
     }
 
     fn poll(&mut self, c: &mut Core, a: &mut Append, mut ev: Ev) -> Poll<()> {
+        let hs = c.lay.head_span;
         loop {
             match self.st {
                 FeedState::Next => {}
@@ -983,14 +969,27 @@ impl Feed {
                     self.taken += len;
                     a.remaining -= len;
                 }
-                FeedState::AwaitProgram { len } => {
+                FeedState::AwaitChunk => {
                     ev.result(IoKind::Program)?;
                     a.programmed = true;
-                    a.wptr += len;
+                    a.wrec += c.chunk;
                     a.staged = 0;
                 }
-                FeedState::Header => {
-                    let h = self.header.as_mut().ok_or(Error::NotMounted)?;
+                FeedState::AwaitTail => {
+                    ev.result(IoKind::Program)?;
+                    a.programmed = true;
+                    let at = if a.wrec == 0 { 0 } else { c.chunk as usize };
+                    a.header.crc = a.crc.value();
+                    let h = a.header;
+                    let lay = c.lay;
+                    lay.encode_header(&h, &mut c.work[at..at + lay.header_len() as usize]);
+                    self.head = Some(ProgramHead::new(Area::Active, a.base, at, hs));
+                    self.st = FeedState::Head;
+                    ev = Ev::Start;
+                    continue;
+                }
+                FeedState::Head => {
+                    let h = self.head.as_mut().ok_or(Error::NotMounted)?;
                     ready!(h.poll(c, ev));
                     return Ready(Ok(()));
                 }
@@ -998,13 +997,17 @@ impl Feed {
             ev = Ev::Start;
             let p = c.geo.program_size;
             if a.staged == c.chunk {
-                self.st = FeedState::AwaitProgram { len: a.staged };
-                return c.program(Area::Active, a.wptr, 0, a.staged);
+                self.st = FeedState::AwaitChunk;
+                if a.wrec == 0 {
+                    // Keep the head for last: park it in the hold area behind the chunk.
+                    let chunk = c.chunk as usize;
+                    c.work.copy_within(..hs as usize, chunk);
+                    return c.program(Area::Active, a.base + hs, hs as usize, c.chunk - hs);
+                }
+                return c.program(Area::Active, a.base + a.wrec, 0, c.chunk);
             }
             if self.taken < self.input {
-                let n = (self.input - self.taken)
-                    .min(c.chunk - a.staged)
-                    .min(a.remaining);
+                let n = (self.input - self.taken).min(c.chunk - a.staged).min(a.remaining);
                 if n == 0 {
                     return Ready(Err(Error::SizeMismatch));
                 }
@@ -1017,19 +1020,22 @@ impl Feed {
             if a.remaining != 0 {
                 return Ready(Err(Error::SizeMismatch));
             }
-            if a.staged > 0 {
-                // The last partial unit, padded with the erase value.
-                let len = align_up(a.staged, p);
-                let ev_byte = c.geo.erase_value;
-                c.work[a.staged as usize..len as usize].fill(ev_byte);
-                self.st = FeedState::AwaitProgram { len };
-                return c.program(Area::Active, a.wptr, 0, len);
+            // The last units, padded with the erase value; then the head.
+            let len = align_up(a.staged, p);
+            let ev_byte = c.geo.erase_value;
+            c.work[a.staged as usize..len as usize].fill(ev_byte);
+            self.st = FeedState::AwaitTail;
+            let (from, at) = if a.wrec == 0 { (hs, hs as usize) } else { (0, 0) };
+            if len > from {
+                return c.program(Area::Active, a.base + a.wrec + from, at, len - from);
             }
+            // Everything fits in the head: nothing to program before it.
             a.header.crc = a.crc.value();
             let h = a.header;
-            c.put_header(&h);
-            self.header = Some(ProgramHeader::new(Area::Active, a.base));
-            self.st = FeedState::Header;
+            let lay = c.lay;
+            lay.encode_header(&h, &mut c.work[..lay.header_len() as usize]);
+            self.head = Some(ProgramHead::new(Area::Active, a.base, 0, hs));
+            self.st = FeedState::Head;
         }
     }
 }
@@ -1064,18 +1070,12 @@ enum CState {
     Room { size: u32, e: EnsureErased },
     AwaitCopyRead { size: u32, done: u32, len: u32 },
     AwaitCopyProgram { size: u32, done: u32, len: u32 },
-    AwaitMasterBody,
-    MasterHeader(ProgramHeader),
+    Master(WriteMaster),
 }
 
 impl Compact {
     fn new(skip: Skip) -> Self {
-        Compact {
-            skip,
-            pos: 0,
-            to: 0,
-            st: CState::Start,
-        }
+        Compact { skip, pos: 0, to: 0, st: CState::Start }
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<()> {
@@ -1129,39 +1129,12 @@ impl Compact {
                     }
                     match c.index.get(self.pos) {
                         None => {
-                            // Master record: body first, header (the switch) last.
-                            let hs = c.lay.header_span as usize;
-                            let body = (c.lay.master_size - c.lay.header_span) as usize;
-                            let version = c.version.wrapping_add(1);
-                            let mut data = [0u8; MASTER_DATA_LEN as usize];
-                            data[..2].copy_from_slice(&version.to_le_bytes());
-                            data[2..4].copy_from_slice(&format::REVISION.to_le_bytes());
-                            let ev_byte = c.geo.erase_value;
-                            let w = &mut c.work[hs..hs + body];
-                            w.fill(ev_byte);
-                            w[..4].copy_from_slice(MASTER_KEY);
-                            w[4..12].copy_from_slice(&data);
-                            let mut h = Header {
-                                flags: 0,
-                                key_len: 4,
-                                data_len: MASTER_DATA_LEN,
-                                crc: 0,
-                            };
-                            let mut crc = h.crc_start();
-                            crc.update(MASTER_KEY);
-                            crc.update(&data);
-                            h.crc = crc.value();
-                            self.st = CState::AwaitMasterBody;
-                            c.put_header(&h);
-                            let mro = c.lay.master_offset;
-                            return c.program(Area::Standby, mro + hs as u32, hs, body as u32);
+                            // The master record's header is the switch.
+                            self.st = CState::Master(WriteMaster::new(Area::Standby));
                         }
                         Some(e) => {
-                            self.st = CState::Verify(ReadRecord::new(
-                                Area::Active,
-                                e.offset,
-                                ReadMode::Verify,
-                            ));
+                            self.st =
+                                CState::Verify(ReadRecord::new(Area::Active, e.offset, ReadMode::Verify));
                         }
                     }
                 }
@@ -1169,10 +1142,8 @@ impl Compact {
                     match rr.poll(c, ev) {
                         Pending => return Pending,
                         Ready(Ok((_, size))) => {
-                            self.st = CState::Room {
-                                size,
-                                e: EnsureErased::new(Area::Standby, self.to + size),
-                            };
+                            self.st =
+                                CState::Room { size, e: EnsureErased::new(Area::Standby, self.to + size) };
                         }
                         Ready(Err(
                             Error::Corrupt | Error::Io(IoKind::Read, IoError::Ecc | IoError::Other),
@@ -1193,11 +1164,7 @@ impl Compact {
                 CState::Room { size, e } => {
                     let size = *size;
                     ready!(e.poll(c, ev));
-                    self.st = CState::AwaitCopyProgram {
-                        size,
-                        done: 0,
-                        len: 0,
-                    };
+                    self.st = CState::AwaitCopyProgram { size, done: 0, len: 0 };
                     ev = Ev::Start;
                     continue;
                 }
@@ -1227,15 +1194,8 @@ impl Compact {
                     let addr = c.base(Area::Active) + from;
                     return c.request(Request::Read { addr, len }, 0, len as usize);
                 }
-                CState::AwaitMasterBody => {
-                    ev.result(IoKind::Program)?;
-                    self.st = CState::MasterHeader(ProgramHeader::new(
-                        Area::Standby,
-                        c.lay.master_offset,
-                    ));
-                }
-                CState::MasterHeader(h) => {
-                    ready!(h.poll(c, ev));
+                CState::Master(w) => {
+                    ready!(w.poll(c, c.version.wrapping_add(1), ev));
                     // Switched. The old area becomes the standby, dirty until maintenance.
                     if self.skip == Skip::All {
                         c.index.clear();
@@ -1261,26 +1221,19 @@ impl Compact {
 
 struct Mount {
     st: MState,
-    versions: [Option<u16>; 2],
+    /// (version, revision) of each area's master record.
+    versions: [Option<(u16, u16)>; 2],
     blank: [bool; 2],
     formatted: bool,
     off: u32,
 }
 
 enum MState {
-    Master {
-        area: u8,
-    },
+    Master { area: u8 },
     Format(Format),
-    Reserved {
-        area: u8,
-    },
+    Reserved { area: u8 },
     Scan(ReadRecord),
-    Upsert {
-        header: Header,
-        size: u32,
-        find: Find,
-    },
+    Upsert { header: Header, size: u32, find: Find },
     Tail(BlankCheck),
 }
 
@@ -1317,7 +1270,11 @@ impl Mount {
                             match self.choose(c) {
                                 Ok(Some(a)) => {
                                     c.active = a;
-                                    c.version = self.versions[a as usize].unwrap_or(0);
+                                    let (version, revision) = self.versions[a as usize].unwrap_or((0, 0));
+                                    // An unknown revision is not a store we can write safely.
+                                    let fmt = RecordFormat::from_revision(revision).ok_or(Error::Foreign)?;
+                                    c.version = version;
+                                    c.lay = Layout::with_format(c.geo.program_size, lay.area_size, fmt);
                                     self.st = MState::Reserved { area: c.active };
                                     ev = Ev::Start;
                                     continue;
@@ -1344,10 +1301,7 @@ impl Mount {
                 }
                 MState::Format(f) => {
                     let info = ready!(f.poll(c, ev));
-                    return Ready(Ok(MountInfo {
-                        formatted: true,
-                        ..info
-                    }));
+                    return Ready(Ok(MountInfo { formatted: true, ..info }));
                 }
                 MState::Reserved { area } => {
                     let area = *area;
@@ -1363,11 +1317,7 @@ impl Mount {
                         }
                         if c.reserved_len.is_some() || area != c.active {
                             self.off = lay.first_record();
-                            self.st = MState::Scan(ReadRecord::new(
-                                Area::Active,
-                                self.off,
-                                ReadMode::Scan,
-                            ));
+                            self.st = MState::Scan(ReadRecord::new(Area::Active, self.off, ReadMode::Scan));
                             ev = Ev::Start;
                             continue;
                         }
@@ -1379,7 +1329,7 @@ impl Mount {
                     return c.request(Request::Read { addr, len: 72 }, 0, 72);
                 }
                 MState::Scan(rr) => {
-                    if self.off + format::HEADER_LEN > lay.area_size {
+                    if self.off + c.lay.header_len() > lay.area_size {
                         self.st = self.tail(c);
                         ev = Ev::Start;
                         continue;
@@ -1392,11 +1342,7 @@ impl Mount {
                                 // (B1); it is not a user key.
                                 self.next_record(size);
                             } else {
-                                self.st = MState::Upsert {
-                                    header,
-                                    size,
-                                    find: Find::new(),
-                                };
+                                self.st = MState::Upsert { header, size, find: Find::new() };
                             }
                         }
                         Ready(Err(Error::Io(_, IoError::PowerLost))) => {
@@ -1409,10 +1355,7 @@ impl Mount {
                 MState::Upsert { header, size, find } => {
                     let (header, size) = (*header, *size);
                     let found = ready!(find.poll(c, ev));
-                    let new = IndexEntry {
-                        hash: format::key_hash(c.key()),
-                        offset: self.off,
-                    };
+                    let new = IndexEntry { hash: format::key_hash(c.key()), offset: self.off };
                     match (found, header.is_delete()) {
                         (Found::Yes { pos, size: old, .. }, true) => {
                             c.index.remove(pos);
@@ -1437,11 +1380,7 @@ impl Mount {
                     let clean = ready!(bc.poll(c, ev));
                     c.free = self.off;
                     c.torn_tail = !clean;
-                    c.erased_until = if clean {
-                        c.sector_end(self.off).min(lay.area_size)
-                    } else {
-                        self.off
-                    };
+                    c.erased_until = if clean { c.sector_end(self.off).min(lay.area_size) } else { self.off };
                     if self.off >= lay.area_size {
                         c.erased_until = lay.area_size;
                     }
@@ -1473,7 +1412,7 @@ impl Mount {
 
     /// The active area, `None` to format a blank region.
     fn choose(&self, c: &Core) -> Result<Option<u8>, Error> {
-        match self.versions {
+        match self.versions.map(|v| v.map(|(version, _)| version)) {
             [Some(v0), Some(v1)] => {
                 // Serial-number comparison: the area whose version is ahead, modulo 2^16.
                 // Mbed's `v0 > v1 || v0 == 0` picks the stale area at the wrap (B5).
@@ -1497,19 +1436,16 @@ impl Mount {
 }
 
 /// The version in a master record, if `b` (read at the master offset) is one.
-fn parse_master(lay: &Layout, b: &[u8]) -> Option<u16> {
+fn parse_master(lay: &Layout, b: &[u8]) -> Option<(u16, u16)> {
     let h = Header::parse(b)?;
     let hs = lay.header_span as usize;
-    if h.key_len != 4
-        || h.data_len != MASTER_DATA_LEN
-        || b.len() < hs + 12
-        || &b[hs..hs + 4] != MASTER_KEY
-    {
+    if h.key_len != 4 || h.data_len != MASTER_DATA_LEN || b.len() < hs + 12 || &b[hs..hs + 4] != MASTER_KEY {
         return None;
     }
     let mut crc = h.crc_start();
     crc.update(&b[hs..hs + 12]);
-    (crc.value() == h.crc).then(|| u16::from_le_bytes([b[hs + 4], b[hs + 5]]))
+    let field = |i: usize| u16::from_le_bytes([b[hs + i], b[hs + i + 1]]);
+    (crc.value() == h.crc).then(|| (field(4), field(6)))
 }
 
 /// Erases both area heads (or everything) and writes master version 1 in area 0.
@@ -1521,16 +1457,12 @@ struct Format {
 enum FState {
     Start,
     AwaitErase { area: u8, off: u32 },
-    AwaitMasterBody,
-    MasterHeader(ProgramHeader),
+    Master(WriteMaster),
 }
 
 impl Format {
     fn new(full: bool) -> Self {
-        Format {
-            full,
-            st: FState::Start,
-        }
+        Format { full, st: FState::Start }
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<MountInfo> {
@@ -1556,40 +1488,15 @@ impl Format {
                     let addr = area as u32 * lay.area_size + off;
                     return c.request(Request::Erase { addr, len: es }, 0, 0);
                 }
-                // Master record v1 via the compaction's encoder: version 0 + 1.
-                c.version = 0;
                 c.index.clear();
                 c.reserved_len = None;
                 c.live_bytes = 0;
-                let hs = lay.header_span as usize;
-                let body = (lay.master_size - lay.header_span) as usize;
-                let data = [1u8, 0, format::REVISION as u8, 0, 0, 0, 0, 0];
-                let ev_byte = c.geo.erase_value;
-                let w = &mut c.work[hs..hs + body];
-                w.fill(ev_byte);
-                w[..4].copy_from_slice(MASTER_KEY);
-                w[4..12].copy_from_slice(&data);
-                let mut h = Header {
-                    flags: 0,
-                    key_len: 4,
-                    data_len: MASTER_DATA_LEN,
-                    crc: 0,
-                };
-                let mut crc = h.crc_start();
-                crc.update(MASTER_KEY);
-                crc.update(&data);
-                h.crc = crc.value();
-                c.put_header(&h);
-                self.st = FState::AwaitMasterBody;
-                return c.program(Area::Active, lay.master_offset + hs as u32, hs, body as u32);
-            }
-            FState::AwaitMasterBody => {
-                ev.result(IoKind::Program)?;
-                self.st = FState::MasterHeader(ProgramHeader::new(Area::Active, lay.master_offset));
+                c.lay = Layout::with_format(c.geo.program_size, lay.area_size, c.opts.record_format);
+                self.st = FState::Master(WriteMaster::new(Area::Active));
                 return self.poll(c, Ev::Start);
             }
-            FState::MasterHeader(h) => {
-                ready!(h.poll(c, ev));
+            FState::Master(w) => {
+                ready!(w.poll(c, 1, ev));
             }
         }
         c.version = 1;
@@ -1657,10 +1564,7 @@ impl Write {
                     let found = ready!(f.poll(c, ev));
                     self.found = found;
                     let kl = c.key_len as u32;
-                    let size = c
-                        .lay
-                        .record_size(kl, self.len)
-                        .ok_or(Error::ValueTooLarge)?;
+                    let size = c.lay.record_size(kl, self.len).ok_or(Error::ValueTooLarge)?;
                     match found {
                         Found::Yes { header, .. } if header.flags & format::WRITE_ONCE != 0 => {
                             return Ready(Err(Error::WriteProtected))
@@ -1681,8 +1585,7 @@ impl Write {
                             // Compacting without the key removes it atomically: no tombstone.
                             self.st = WState::Compact(Compact::new(Skip::One(pos)));
                         } else {
-                            let need =
-                                c.lay.first_record() as u64 + c.live_bytes as u64 + size as u64;
+                            let need = c.lay.first_record() as u64 + c.live_bytes as u64 + size as u64;
                             if need > c.lay.area_size as u64 {
                                 return Ready(Err(Error::Full));
                             }
@@ -1711,8 +1614,7 @@ impl Write {
                         return Ready(Ok(Outcome::Done));
                     }
                     let input = self.len;
-                    self.st =
-                        WState::Feed(Feed::new(if self.is_delete() { 0 } else { input }, true));
+                    self.st = WState::Feed(Feed::new(if self.is_delete() { 0 } else { input }, true));
                 }
                 WState::Feed(f) => {
                     let a = self.append.as_mut().ok_or(Error::NotMounted)?;
@@ -1753,13 +1655,7 @@ fn commit(c: &mut Core, a: &Append, found: Found) {
         }
         Found::No => {
             let (_, hi) = c.index.hash_range(hash);
-            c.index.insert(
-                hi,
-                IndexEntry {
-                    hash,
-                    offset: a.base,
-                },
-            );
+            c.index.insert(hi, IndexEntry { hash, offset: a.base });
             c.live_bytes += a.size;
         }
     }
@@ -1824,15 +1720,12 @@ pub struct Store<'w> {
 impl<'w> Store<'w> {
     /// Smallest work buffer for a geometry: a header plus the longest key, in program units.
     pub const fn min_work_len(geometry: &Geometry) -> usize {
-        let p = if geometry.program_size == 0 {
-            1
-        } else {
-            geometry.program_size
-        };
+        let p = if geometry.program_size == 0 { 1 } else { geometry.program_size };
         let hs = align_up(format::HEADER_LEN, p);
         let need = align_up(hs + MAX_KEY_LEN as u32 + 1, p);
         let mro = align_up(72, p);
-        (if need > mro { need } else { mro }) as usize
+        // Plus a hold area for a record's head while its tail is programmed.
+        ((if need > mro { need } else { mro }) + hs) as usize
     }
 
     /// A store over `geometry`, unmounted. `work` must hold [`Store::min_work_len`] bytes (more
@@ -1848,8 +1741,9 @@ impl<'w> Store<'w> {
             return Err(GeometryError::WorkBufferTooSmall);
         }
         let p = geometry.program_size as usize;
-        let chunk = (work.len().min(1 << 20) / p * p) as u32;
-        let lay = Layout::new(geometry.program_size, geometry.area_size());
+        let hold = format::align_up(format::HEADER_LEN, geometry.program_size) as usize;
+        let chunk = ((work.len().min(1 << 20) - hold) / p * p) as u32;
+        let lay = Layout::with_format(geometry.program_size, geometry.area_size(), options.record_format);
         Ok(Store {
             core: Core {
                 geo: geometry,
@@ -1973,14 +1867,10 @@ impl<'w> Store<'w> {
     }
 
     fn begin(&mut self, op: Op<'_>) -> Result<Machine, Error> {
-        let mutating = !matches!(
-            op,
-            Op::Get { .. } | Op::GetInfo { .. } | Op::Next { .. } | Op::ReservedGet { .. }
-        );
-        let incremental_op = matches!(
-            op,
-            Op::SetData { .. } | Op::SetFinalize | Op::SetAbort | Op::Mount | Op::Format { .. }
-        );
+        let mutating =
+            !matches!(op, Op::Get { .. } | Op::GetInfo { .. } | Op::Next { .. } | Op::ReservedGet { .. });
+        let incremental_op =
+            matches!(op, Op::SetData { .. } | Op::SetFinalize | Op::SetAbort | Op::Mount | Op::Format { .. });
         if self.inc.is_some() && mutating && !incremental_op {
             return Err(Error::Busy);
         }
@@ -2008,21 +1898,11 @@ impl<'w> Store<'w> {
             }
             Op::Get { key, out_len } => {
                 self.set_key(key)?;
-                Machine::Get {
-                    find: Find::new(),
-                    read: None,
-                    out_len,
-                    info_only: false,
-                }
+                Machine::Get { find: Find::new(), read: None, out_len, info_only: false }
             }
             Op::GetInfo { key } => {
                 self.set_key(key)?;
-                Machine::Get {
-                    find: Find::new(),
-                    read: None,
-                    out_len: 0,
-                    info_only: true,
-                }
+                Machine::Get { find: Find::new(), read: None, out_len: 0, info_only: true }
             }
             Op::Set { key, len, flags } | Op::SetStart { key, len, flags } => {
                 if flags & !USER_FLAGS != 0 {
@@ -2060,18 +1940,10 @@ impl<'w> Store<'w> {
                         self.core.torn_tail = true;
                     }
                 }
-                return Ok(Machine::Deliver {
-                    copied: 0,
-                    outcome: Outcome::Done,
-                    waiting: false,
-                });
+                return Ok(Machine::Deliver { copied: 0, outcome: Outcome::Done, waiting: false });
             }
             Op::Reset => Machine::Reset(Compact::new(Skip::All)),
-            Op::Next {
-                prefix,
-                cursor,
-                out_len,
-            } => {
+            Op::Next { prefix, cursor, out_len } => {
                 if prefix.len() > MAX_KEY_LEN {
                     return Err(Error::InvalidKey(KeyError::TooLong));
                 }
@@ -2085,11 +1957,7 @@ impl<'w> Store<'w> {
                         pos = e.partition_point(|x| x.hash >= h);
                     }
                 }
-                Machine::Next {
-                    pos,
-                    out_len,
-                    waiting: None,
-                }
+                Machine::Next { pos, out_len, waiting: None }
             }
             Op::ReservedSet { len } => {
                 if c.reserved_len.is_some() {
@@ -2104,11 +1972,7 @@ impl<'w> Store<'w> {
                 let n = c.reserved_len.ok_or(Error::NotFound)? as usize;
                 c.work[..n].copy_from_slice(&c.reserved[..n]);
                 let (len, copied) = (n as u32, (n as u32).min(out_len));
-                Machine::Deliver {
-                    copied,
-                    outcome: Outcome::Reserved { len, copied },
-                    waiting: false,
-                }
+                Machine::Deliver { copied, outcome: Outcome::Reserved { len, copied }, waiting: false }
             }
             Op::Maintain => Machine::Maintain(Maint::Choose),
             Op::Compact => Machine::Compact(Compact::new(Skip::None)),
@@ -2143,36 +2007,20 @@ impl<'w> Store<'w> {
         match m {
             Machine::Mount(mo) => mo.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
             Machine::Format(f) => f.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
-            Machine::Get {
-                find,
-                read,
-                out_len,
-                info_only,
-            } => loop {
+            Machine::Get { find, read, out_len, info_only } => loop {
                 if let Some(rr) = read {
                     let (h, _) = ready!(rr.poll(c, ev));
                     let copied = h.data_len.min(*out_len);
-                    return Ready(Ok(Outcome::Value {
-                        size: h.data_len,
-                        flags: h.flags,
-                        copied,
-                    }));
+                    return Ready(Ok(Outcome::Value { size: h.data_len, flags: h.flags, copied }));
                 }
                 match ready!(find.poll(c, ev)) {
                     Found::No => return Ready(Err(Error::NotFound)),
                     Found::Yes { header, .. } if *info_only => {
-                        return Ready(Ok(Outcome::Info {
-                            size: header.data_len,
-                            flags: header.flags,
-                        }))
+                        return Ready(Ok(Outcome::Info { size: header.data_len, flags: header.flags }))
                     }
                     Found::Yes { pos, .. } => {
                         let off = c.index.get(pos).map_or(0, |e| e.offset);
-                        *read = Some(ReadRecord::new(
-                            Area::Active,
-                            off,
-                            ReadMode::Get { out_len: *out_len },
-                        ));
+                        *read = Some(ReadRecord::new(Area::Active, off, ReadMode::Get { out_len: *out_len }));
                         ev = Ev::Start;
                     }
                 }
@@ -2181,10 +2029,7 @@ impl<'w> Store<'w> {
                 let r = ready!(w.poll(c, ev));
                 if !w.oneshot {
                     if let Some(append) = w.append {
-                        self.inc = Some(Incremental {
-                            append,
-                            found: w.found,
-                        });
+                        self.inc = Some(Incremental { append, found: w.found });
                     }
                 }
                 Ready(Ok(r))
@@ -2215,38 +2060,22 @@ impl<'w> Store<'w> {
                     }
                 }
             }
-            Machine::Next {
-                pos,
-                out_len,
-                waiting,
-            } => loop {
+            Machine::Next { pos, out_len, waiting } => {
                 if let Some(len) = *waiting {
                     ev.result(IoKind::Read)?;
                     *waiting = None;
-                    let hs = c.lay.header_span as usize;
+                    let hs = c.lay.body_offset as usize;
                     let hash = c.index.get(*pos).map(|e| e.hash);
                     *pos += 1;
                     let pl = c.key_len;
-                    if let Some(h) = Header::parse(&c.work[..len as usize]) {
+                    if let Some(h) = c.lay.parse_header(&c.work[..len as usize]) {
                         let kl = h.key_len as usize;
-                        if hs + kl <= len as usize && c.work[hs..hs + kl].starts_with(&c.key[..pl])
-                        {
+                        if hs + kl <= len as usize && c.work[hs..hs + kl].starts_with(&c.key[..pl]) {
                             let copied = (kl as u32).min(*out_len);
                             c.work.copy_within(hs..hs + copied as usize, 0);
-                            let next = Cursor {
-                                pos: *pos as u32,
-                                last_hash: hash,
-                            };
-                            let outcome = Outcome::Key {
-                                len: kl as u32,
-                                copied,
-                                next,
-                            };
-                            *m = Machine::Deliver {
-                                copied,
-                                outcome,
-                                waiting: false,
-                            };
+                            let next = Cursor { pos: *pos as u32, last_hash: hash };
+                            let outcome = Outcome::Key { len: kl as u32, copied, next };
+                            *m = Machine::Deliver { copied, outcome, waiting: false };
                             return self.poll_machine(m, Ev::Start);
                         }
                     }
@@ -2254,15 +2083,11 @@ impl<'w> Store<'w> {
                 let Some(e) = c.index.get(*pos) else {
                     return Ready(Ok(Outcome::End));
                 };
-                let len = c.read_len(e.offset, c.lay.header_span + MAX_KEY_LEN as u32);
+                let len = c.read_len(e.offset, c.lay.body_offset + MAX_KEY_LEN as u32);
                 *waiting = Some(len);
-                return c.read(Area::Active, e.offset, len);
-            },
-            Machine::Deliver {
-                copied,
-                outcome,
-                waiting,
-            } => {
+                c.read(Area::Active, e.offset, len)
+            }
+            Machine::Deliver { copied, outcome, waiting } => {
                 if *waiting {
                     ev.result(IoKind::Deliver)?;
                 } else if *copied > 0 {
@@ -2303,8 +2128,7 @@ impl<'w> Store<'w> {
                 match mt {
                     Maint::Choose => {
                         let area = c.lay.area_size;
-                        let ahead =
-                            c.erased_until < area && c.erased_until < c.free + c.geo.erase_size;
+                        let ahead = c.erased_until < area && c.erased_until < c.free + c.geo.erase_size;
                         *mt = if c.torn_tail {
                             Maint::Compact(Compact::new(Skip::None))
                         } else if c.standby_clean < area {

@@ -25,6 +25,19 @@
 //! All integers are little-endian. `header_size` and `revision` are written but, as in
 //! Mbed, never checked on read. Padding is don't-care on read.
 //!
+//! **Compact records** (opt-in, [`RecordFormat::Compact`], for stores that need no Mbed
+//! compatibility) keep the areas, reserved area, master record and compaction, but shrink
+//! the record header to 12 bytes with the key right behind it, so a small record (the
+//! tutorial's 5-byte key and 12-byte value) fits one 32-byte flash word instead of two:
+//!
+//! ```text
+//! 0 u16 magic 0xC7DB   2 u8 flags (bits 0,1,3 as above; bit 7 delete)   3 u8 key_size
+//! 4 u32 data_size      8 u32 crc (over bytes 0..8, key, data)          12 key, data, padding
+//! ```
+//!
+//! A compact store's master record is an ordinary Mbed master record whose
+//! `tdbstore_revision` is [`COMPACT_REVISION`]; Mbed mounts it as an empty store.
+//!
 //! Deviations from Mbed's defects (format notes §12), all chosen so that images stay
 //! mutually readable: a record ending exactly at the area end is valid (Mbed rejects it,
 //! B2); keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3); the key `"TDBS"` is never a
@@ -64,6 +77,44 @@ pub const RESERVED_TRAILER_LEN: u32 = 8;
 /// Bytes a key may not contain: Mbed's forbidden characters, plus NUL (keys are C strings
 /// to Mbed).
 pub const FORBIDDEN_KEY_BYTES: &[u8] = b" */?:;\"|<>\\\0";
+
+/// Magic of a compact record (`DB C7` on flash).
+pub const COMPACT_MAGIC: u16 = 0xC7DB;
+/// Header length of a compact record.
+pub const COMPACT_HEADER_LEN: u32 = 12;
+/// `tdbstore_revision` in the master record of an Mbed-format store.
+pub const MBED_REVISION: u16 = 1;
+/// `tdbstore_revision` in the master record of a compact-record store.
+pub const COMPACT_REVISION: u16 = 2;
+
+/// How records are laid out in a store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// Mbed OS TDBStore records: byte-compatible both ways. The default.
+    #[default]
+    Mbed,
+    /// 12-byte headers, key packed behind them: one flash word per small update.
+    Compact,
+}
+
+impl RecordFormat {
+    /// The master record's `tdbstore_revision` for this format.
+    pub const fn revision(self) -> u16 {
+        match self {
+            RecordFormat::Mbed => MBED_REVISION,
+            RecordFormat::Compact => COMPACT_REVISION,
+        }
+    }
+
+    /// The format a master record's revision names, if known.
+    pub const fn from_revision(rev: u16) -> Option<RecordFormat> {
+        match rev {
+            MBED_REVISION => Some(RecordFormat::Mbed),
+            COMPACT_REVISION => Some(RecordFormat::Compact),
+            _ => None,
+        }
+    }
+}
 
 /// Rounds `v` up to a multiple of `a` (`a` > 0).
 pub const fn align_up(v: u32, a: u32) -> u32 {
@@ -132,12 +183,7 @@ impl Header {
         if key_len == 0 || key_len as usize > MAX_KEY_LEN {
             return None;
         }
-        Some(Header {
-            flags: u32_at(8),
-            key_len,
-            data_len: u32_at(16),
-            crc: u32_at(20),
-        })
+        Some(Header { flags: u32_at(8), key_len, data_len: u32_at(16), crc: u32_at(20) })
     }
 
     /// Encodes the header with `crc` into `out[..24]`.
@@ -167,15 +213,22 @@ impl Header {
     }
 }
 
-/// Where things are in an area, derived from the program size and the area size.
+/// Where things are in an area, derived from the program size, the area size and the
+/// record format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Record format.
+    pub format: RecordFormat,
     /// Program unit.
     pub program_size: u32,
     /// Size of one area.
     pub area_size: u32,
-    /// Padded header length `align_up(24, P)`.
+    /// Padded Mbed header length `align_up(24, P)` (the master record always uses it).
     pub header_span: u32,
+    /// Where a record's key starts: `header_span` (Mbed) or 12 (compact).
+    pub body_offset: u32,
+    /// The record's leading program units that hold the header; programmed last.
+    pub head_span: u32,
     /// Master record offset `align_up(72, P)`.
     pub master_offset: u32,
     /// Master record size.
@@ -183,17 +236,87 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for program size `p` and areas of `area_size` bytes.
+    /// The Mbed-format layout for program size `p` and areas of `area_size` bytes.
     pub const fn new(p: u32, area_size: u32) -> Layout {
+        Self::with_format(p, area_size, RecordFormat::Mbed)
+    }
+
+    /// The layout for a record format.
+    pub const fn with_format(p: u32, area_size: u32, format: RecordFormat) -> Layout {
         let header_span = align_up(HEADER_LEN, p);
         let master_offset = align_up(RESERVED_TRAILER_OFFSET + RESERVED_TRAILER_LEN, p);
         let master_size = header_span + align_up(MASTER_KEY.len() as u32 + MASTER_DATA_LEN, p);
+        let (body_offset, head_span) = match format {
+            RecordFormat::Mbed => (header_span, header_span),
+            RecordFormat::Compact => (COMPACT_HEADER_LEN, align_up(COMPACT_HEADER_LEN, p)),
+        };
         Layout {
+            format,
             program_size: p,
             area_size,
             header_span,
+            body_offset,
+            head_span,
             master_offset,
             master_size,
+        }
+    }
+
+    /// Bytes of a record header in this format.
+    pub const fn header_len(&self) -> u32 {
+        match self.format {
+            RecordFormat::Mbed => HEADER_LEN,
+            RecordFormat::Compact => COMPACT_HEADER_LEN,
+        }
+    }
+
+    /// Parses a record header in this format (magic and key length checked).
+    pub fn parse_header(&self, b: &[u8]) -> Option<Header> {
+        match self.format {
+            RecordFormat::Mbed => Header::parse(b),
+            RecordFormat::Compact => {
+                let b: &[u8; 12] = b.get(..12)?.try_into().ok()?;
+                if u16::from_le_bytes([b[0], b[1]]) != COMPACT_MAGIC {
+                    return None;
+                }
+                let key_len = b[3] as u16;
+                if key_len == 0 || key_len as usize > MAX_KEY_LEN {
+                    return None;
+                }
+                let f = b[2] as u32;
+                let flags = (f & 0x0F) | if f & 0x80 != 0 { DELETE_FLAG } else { 0 };
+                let data_len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+                let crc = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+                Some(Header { flags, key_len, data_len, crc })
+            }
+        }
+    }
+
+    /// Encodes a record header in this format into `out[..header_len]`.
+    pub fn encode_header(&self, h: &Header, out: &mut [u8]) {
+        match self.format {
+            RecordFormat::Mbed => h.encode(out),
+            RecordFormat::Compact => {
+                out[0..2].copy_from_slice(&COMPACT_MAGIC.to_le_bytes());
+                out[2] = (h.flags & 0x0F) as u8 | if h.is_delete() { 0x80 } else { 0 };
+                out[3] = h.key_len as u8;
+                out[4..8].copy_from_slice(&h.data_len.to_le_bytes());
+                out[8..12].copy_from_slice(&h.crc.to_le_bytes());
+            }
+        }
+    }
+
+    /// A CRC primed with the header bytes the record CRC covers.
+    pub fn crc_start(&self, h: &Header) -> Crc32 {
+        match self.format {
+            RecordFormat::Mbed => h.crc_start(),
+            RecordFormat::Compact => {
+                let mut b = [0u8; 12];
+                self.encode_header(h, &mut b);
+                let mut c = Crc32::new();
+                c.update(&b[..8]);
+                c
+            }
         }
     }
 
@@ -204,7 +327,7 @@ impl Layout {
 
     /// Bytes a record with this key and data length occupies, or `None` on overflow.
     pub fn record_size(&self, key_len: u32, data_len: u32) -> Option<u32> {
-        let body = (self.header_span as u64) + key_len as u64 + data_len as u64;
+        let body = (self.body_offset as u64) + key_len as u64 + data_len as u64;
         let size = body.div_ceil(self.program_size as u64) * self.program_size as u64;
         u32::try_from(size).ok()
     }
@@ -213,14 +336,14 @@ impl Layout {
     /// the area. Unlike Mbed (B2) a record may end exactly at the area end.
     pub fn record_extent(&self, off: u32, h: &Header) -> Option<u32> {
         let size = self.record_size(h.key_len as u32, h.data_len)?;
-        let end = off as u64 + self.header_span as u64 + h.key_len as u64 + h.data_len as u64;
+        let end = off as u64 + self.body_offset as u64 + h.key_len as u64 + h.data_len as u64;
         (end <= self.area_size as u64).then_some(size)
     }
 
     /// Largest value a single key of `key_len` bytes can have in an empty area.
     pub fn max_value_len(&self, key_len: u32) -> u32 {
         let room = self.area_size - self.first_record();
-        (room - room % self.program_size).saturating_sub(self.header_span + key_len)
+        (room - room % self.program_size).saturating_sub(self.body_offset + key_len)
     }
 }
 
@@ -237,9 +360,7 @@ pub fn parse_reserved(area: &[u8]) -> Option<usize> {
     let trailer_size = u16::from_le_bytes([t[0], t[1]]);
     let len = u16::from_le_bytes([t[2], t[3]]) as usize;
     let crc = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-    (trailer_size as u32 == RESERVED_TRAILER_LEN
-        && len <= RESERVED_LEN
-        && Crc32::of(&area[..len]) == crc)
+    (trailer_size as u32 == RESERVED_TRAILER_LEN && len <= RESERVED_LEN && Crc32::of(&area[..len]) == crc)
         .then_some(len)
 }
 
@@ -251,21 +372,13 @@ mod tests {
     fn layouts_match_the_format_notes() {
         for (p, mro, mrs, first) in [(1, 72, 36, 108), (8, 72, 40, 112), (32, 96, 64, 160)] {
             let l = Layout::new(p, 1 << 16);
-            assert_eq!(
-                (l.master_offset, l.master_size, l.first_record()),
-                (mro, mrs, first)
-            );
+            assert_eq!((l.master_offset, l.master_size, l.first_record()), (mro, mrs, first));
         }
     }
 
     #[test]
     fn header_roundtrip_and_rejections() {
-        let h = Header {
-            flags: WRITE_ONCE,
-            key_len: 5,
-            data_len: 12,
-            crc: 0x1234_5678,
-        };
+        let h = Header { flags: WRITE_ONCE, key_len: 5, data_len: 12, crc: 0x1234_5678 };
         let mut b = [0u8; 24];
         h.encode(&mut b);
         assert_eq!(&b[..4], &[0x83, 0x66, 0x68, 0x54]);
@@ -291,24 +404,26 @@ mod tests {
     }
 
     #[test]
+    fn compact_records_fit_a_stats_update_in_one_word() {
+        let l = Layout::with_format(32, 1 << 16, RecordFormat::Compact);
+        assert_eq!(l.record_size(5, 12), Some(32));
+        assert_eq!(Layout::new(32, 1 << 16).record_size(5, 12), Some(64));
+        let h = Header { flags: WRITE_ONCE | DELETE_FLAG, key_len: 5, data_len: 12, crc: 0xAABB_CCDD };
+        let mut b = [0u8; 12];
+        l.encode_header(&h, &mut b);
+        assert_eq!(l.parse_header(&b), Some(h));
+        assert_eq!(Header::parse(&[0; 24]), None);
+        assert_eq!(l.parse_header(&[0xFF; 12]), None);
+    }
+
+    #[test]
     fn exact_fit_is_valid() {
         let l = Layout::new(32, 1024);
-        let h = Header {
-            flags: 0,
-            key_len: 4,
-            data_len: 1024 - 512 - 32 - 4,
-            crc: 0,
-        };
+        let h = Header { flags: 0, key_len: 4, data_len: 1024 - 512 - 32 - 4, crc: 0 };
         assert_eq!(l.record_extent(512, &h), Some(512));
-        let h2 = Header {
-            data_len: h.data_len + 1,
-            ..h
-        };
+        let h2 = Header { data_len: h.data_len + 1, ..h };
         assert_eq!(l.record_extent(512, &h2), None);
-        let huge = Header {
-            data_len: u32::MAX,
-            ..h
-        };
+        let huge = Header { data_len: u32::MAX, ..h };
         assert_eq!(l.record_extent(512, &huge), None);
     }
 }

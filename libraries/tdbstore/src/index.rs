@@ -95,16 +95,7 @@ mod tests {
         assert_eq!(hashes, [9, 5, 5, 1]);
         assert_eq!(ix.hash_range(5), (1, 3));
         assert_eq!(ix.hash_range(7), (1, 1));
-        assert!(
-            !ix.insert(
-                0,
-                IndexEntry {
-                    hash: 10,
-                    offset: 0
-                }
-            ),
-            "full"
-        );
+        assert!(!ix.insert(0, IndexEntry { hash: 10, offset: 0 }), "full");
         ix.remove(1);
         assert_eq!(ix.entries()[1].offset, 3);
         assert_eq!(ix.len(), 3);

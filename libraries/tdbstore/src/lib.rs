@@ -27,8 +27,8 @@ mod index;
 pub mod sim;
 
 pub use engine::{
-    Cursor, Error, Geometry, GeometryError, IoError, IoKind, MountInfo, Op, Outcome, Request, Step,
-    Store, StoreInfo, StoreOptions,
+    Cursor, Error, Geometry, GeometryError, IoError, IoKind, MountInfo, Op, Outcome, Request, Step, Store,
+    StoreInfo, StoreOptions,
 };
 pub use format::{KeyError, REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
 pub use index::IndexEntry;

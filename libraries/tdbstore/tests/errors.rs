@@ -8,7 +8,8 @@ use flash_sim::FlashSim;
 use tdbstore::sim::sim_geometry;
 use tdbstore::{Cursor, Error, Geometry, IndexEntry, KeyError, Op, Step, Store, StoreOptions, WRITE_ONCE};
 
-const G: Geometry = Geometry { size: 32768, read_size: 1, program_size: 8, erase_size: 4096, erase_value: 0xFF };
+const G: Geometry =
+    Geometry { size: 32768, read_size: 1, program_size: 8, erase_size: 4096, erase_value: 0xFF };
 
 fn fresh(b: &mut Bufs) -> tdbstore::sim::SimStore<'_> {
     let mut s = b.open(blank(&G));
@@ -286,4 +287,28 @@ fn rewrite_master_versions(image: &[u8], g: &Geometry, versions: [u16; 2]) -> Ve
         img[base + hs + 4..base + hs + 12].copy_from_slice(&data);
     }
     img
+}
+
+#[test]
+fn compact_records_cost_one_flash_word_per_stats_update() {
+    use tdbstore::format::RecordFormat;
+    let g = Geometry { size: 65536, read_size: 1, program_size: 32, erase_size: 8192, erase_value: 0xFF };
+    for (format, per_update) in [(RecordFormat::Mbed, 64), (RecordFormat::Compact, 32)] {
+        let mut b = Bufs::new(4);
+        let opts = StoreOptions { record_format: format, ..StoreOptions::default() };
+        let mut s = b.open_with(blank(&g), opts);
+        s.mount().unwrap();
+        s.set(b"stats", &[0; 12], 0).unwrap();
+        let before = s.flash().stats().bytes_programmed;
+        s.set(b"stats", &[1; 12], 0).unwrap();
+        assert_eq!(s.flash().stats().bytes_programmed - before, per_update, "{format:?}");
+        // A remount with default options follows the format the store was made with.
+        let f = s.into_flash();
+        let mut b2 = Bufs::new(4);
+        let mut s2 = b2.open(f);
+        s2.mount().unwrap();
+        let mut v = [0; 12];
+        s2.get(b"stats", &mut v).unwrap();
+        assert_eq!(v, [1; 12]);
+    }
 }

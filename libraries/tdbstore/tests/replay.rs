@@ -109,7 +109,8 @@ fn replay(g: Geometry, m: &Value, name: &str) {
             s.set(b"wo2", &v("wo2"), WRITE_ONCE | REQUIRE_CONFIDENTIALITY).unwrap();
             s.set(b"conf", &[0x44], REQUIRE_CONFIDENTIALITY).unwrap();
             s.set(b"rp", &v("rp"), REQUIRE_REPLAY_PROTECTION).unwrap();
-            s.set(b"all3", &v("all3"), WRITE_ONCE | REQUIRE_CONFIDENTIALITY | REQUIRE_REPLAY_PROTECTION).unwrap();
+            s.set(b"all3", &v("all3"), WRITE_ONCE | REQUIRE_CONFIDENTIALITY | REQUIRE_REPLAY_PROTECTION)
+                .unwrap();
             assert_eq!(s.set(b"bad", &[1], 1 << 2), Err(Error::InvalidFlags));
             assert_eq!(s.set(b"wo1", &[9], 0), Err(Error::WriteProtected));
             assert_eq!(s.remove(b"wo1"), Err(Error::WriteProtected));
@@ -171,8 +172,13 @@ fn deterministic_scenarios_replay_to_the_same_contents() {
         let replayable = scenario.starts_with("stats_")
             || matches!(
                 scenario,
-                "keys200" | "keys200_remove_every_third" | "incremental_5000" | "reserved16" | "reserved16_after_gc"
-                    | "write_once_flags" | "overwrite_gc"
+                "keys200"
+                    | "keys200_remove_every_third"
+                    | "incremental_5000"
+                    | "reserved16"
+                    | "reserved16_after_gc"
+                    | "write_once_flags"
+                    | "overwrite_gc"
             );
         if !replayable {
             continue;

@@ -11,11 +11,7 @@ use tdbstore::sim::sim_geometry;
 fn every_golden_vector_mounts_with_its_contents() {
     let Some(root) = vectors_dir() else { return };
     let dirs = vector_dirs(&root);
-    assert!(
-        dirs.len() > 100,
-        "expected the full vector set, found {}",
-        dirs.len()
-    );
+    assert!(dirs.len() > 100, "expected the full vector set, found {}", dirs.len());
     let mut checked = 0;
     for dir in dirs {
         let name = dir.strip_prefix(&root).unwrap().display().to_string();
@@ -25,9 +21,7 @@ fn every_golden_vector_mounts_with_its_contents() {
         let flash = strict(FlashSim::from_image(sim_geometry(&g), image).unwrap());
         let mut b = Bufs::new(512);
         let mut s = b.open(flash);
-        let info = s
-            .mount()
-            .unwrap_or_else(|e| panic!("{name}: mount failed: {e:?}"));
+        let info = s.mount().unwrap_or_else(|e| panic!("{name}: mount failed: {e:?}"));
         let ri = &m["reboot_init"];
         let expected = if name.contains("torn_") {
             manifest_keys(&ri["keys"])
@@ -35,21 +29,9 @@ fn every_golden_vector_mounts_with_its_contents() {
             manifest_keys(&m["expected_keys"])
         };
         assert_same(&contents(&mut s), &expected, &format!("{name}: contents"));
-        assert_eq!(
-            info.active_area as u64,
-            ri["active_area"].as_u64().unwrap(),
-            "{name}: active area"
-        );
-        assert_eq!(
-            info.version as u64,
-            ri["active_area_version"].as_u64().unwrap(),
-            "{name}: version"
-        );
-        assert_eq!(
-            info.free_offset as u64,
-            ri["free_space_offset"].as_u64().unwrap(),
-            "{name}: log end"
-        );
+        assert_eq!(info.active_area as u64, ri["active_area"].as_u64().unwrap(), "{name}: active area");
+        assert_eq!(info.version as u64, ri["active_area_version"].as_u64().unwrap(), "{name}: version");
+        assert_eq!(info.free_offset as u64, ri["free_space_offset"].as_u64().unwrap(), "{name}: log end");
         // Mbed iterates by descending key hash; so do we (without the "TDBS" quirk).
         let order: Vec<Vec<u8>> = ri["iteration_order"]
             .as_array()
@@ -65,11 +47,7 @@ fn every_golden_vector_mounts_with_its_contents() {
                 let n = s.reserved_data_get(&mut r).unwrap();
                 assert_eq!(hex::encode(&r[..n]), hex, "{name}: reserved data");
             }
-            None => assert_eq!(
-                s.reserved_data_get(&mut r),
-                Err(tdbstore::Error::NotFound),
-                "{name}"
-            ),
+            None => assert_eq!(s.reserved_data_get(&mut r), Err(tdbstore::Error::NotFound), "{name}"),
         }
         // Keep writing on Mbed's image: never over a programmed unit (strict sim), and the
         // value survives a remount (Mbed loses the first write after a torn tail, §9).
@@ -87,28 +65,16 @@ fn every_golden_vector_mounts_with_its_contents() {
             Err(e) => panic!("{name}: probe set: {e:?}"),
         }
         let flash = s.into_flash();
-        assert_eq!(
-            flash.stats().double_programs,
-            0,
-            "{name}: programmed a unit twice"
-        );
+        assert_eq!(flash.stats().double_programs, 0, "{name}: programmed a unit twice");
         let mut b2 = Bufs::new(512);
         let mut s2 = b2.open(flash);
         s2.mount().unwrap();
         let mut v = [0u8; 16];
         let got = s2.get(b"probe", &mut v).unwrap();
-        assert_eq!(
-            &v[..got.copied],
-            b"after-mbed",
-            "{name}: probe after remount"
-        );
+        assert_eq!(&v[..got.copied], b"after-mbed", "{name}: probe after remount");
         let mut expected_after = expected.clone();
         expected_after.insert(b"probe".to_vec(), (0, b"after-mbed".to_vec()));
-        assert_eq!(
-            contents(&mut s2),
-            expected_after,
-            "{name}: contents after probe"
-        );
+        assert_eq!(contents(&mut s2), expected_after, "{name}: contents after probe");
         checked += 1;
     }
     println!("checked {checked} golden vectors");

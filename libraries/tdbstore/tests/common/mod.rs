@@ -17,10 +17,7 @@ pub fn vectors_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: golden vectors not found at {} (set TDBSTORE_VECTORS)",
-            dir.display()
-        );
+        eprintln!("SKIPPED: golden vectors not found at {} (set TDBSTORE_VECTORS)", dir.display());
         None
     }
 }
@@ -66,25 +63,16 @@ pub struct Bufs {
 
 impl Bufs {
     pub fn new(keys: usize) -> Self {
-        Bufs {
-            work: vec![0; 512],
-            index: vec![IndexEntry::default(); keys],
-        }
+        Bufs { work: vec![0; 512], index: vec![IndexEntry::default(); keys] }
     }
     pub fn with_work(work: usize, keys: usize) -> Self {
-        Bufs {
-            work: vec![0; work],
-            index: vec![IndexEntry::default(); keys],
-        }
+        Bufs { work: vec![0; work], index: vec![IndexEntry::default(); keys] }
     }
     pub fn open(&mut self, flash: FlashSim) -> SimStore<'_> {
-        sim::open(
-            flash,
-            StoreOptions::default(),
-            &mut self.work,
-            &mut self.index,
-        )
-        .unwrap()
+        self.open_with(flash, StoreOptions::default())
+    }
+    pub fn open_with(&mut self, flash: FlashSim, opts: StoreOptions) -> SimStore<'_> {
+        sim::open(flash, opts, &mut self.work, &mut self.index).unwrap()
     }
 }
 
@@ -131,10 +119,7 @@ pub fn manifest_keys(v: &Value) -> Contents {
         }
         let bytes = hex::decode(e["hex"].as_str().unwrap()).unwrap();
         assert_eq!(bytes.len() as u64, e["size"].as_u64().unwrap());
-        out.insert(
-            k.as_bytes().to_vec(),
-            (e["flags"].as_u64().unwrap() as u32, bytes),
-        );
+        out.insert(k.as_bytes().to_vec(), (e["flags"].as_u64().unwrap() as u32, bytes));
     }
     out
 }
@@ -167,10 +152,7 @@ pub fn tdbparse(image: &[u8], g: &Geometry) -> Option<Value> {
         size = g.size,
         prog = g.program_size
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output();
+    let out = std::process::Command::new("python3").arg("-c").arg(script).output();
     let _ = std::fs::remove_dir_all(&dir);
     match out {
         Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).unwrap()),
@@ -185,9 +167,7 @@ pub fn tdbparse(image: &[u8], g: &Geometry) -> Option<Value> {
 /// Checks that the independent decoder sees exactly `expected` in `image`.
 pub fn assert_tdbparse_agrees(image: &[u8], g: &Geometry, expected: &Contents) {
     let Some(p) = tdbparse(image, g) else { return };
-    let keys = p["keys"]
-        .as_object()
-        .expect("tdbparse found no active area");
+    let keys = p["keys"].as_object().expect("tdbparse found no active area");
     let mut got = Contents::new();
     for (k, v) in keys {
         if k == "TDBS" {
@@ -196,10 +176,7 @@ pub fn assert_tdbparse_agrees(image: &[u8], g: &Geometry, expected: &Contents) {
         }
         got.insert(
             k.as_bytes().to_vec(),
-            (
-                v[0].as_u64().unwrap() as u32,
-                hex::decode(v[1].as_str().unwrap()).unwrap(),
-            ),
+            (v[0].as_u64().unwrap() as u32, hex::decode(v[1].as_str().unwrap()).unwrap()),
         );
     }
     assert_same(&got, expected, "independent decoder disagrees");
@@ -212,7 +189,17 @@ pub fn assert_same(got: &Contents, want: &Contents, ctx: &str) {
         return;
     }
     let summary = |c: &Contents| -> Vec<String> {
-        c.iter().map(|(k, (f, v))| format!("{}(f{} {}B {:08x})", String::from_utf8_lossy(k), f, v.len(), tdbstore::crc::Crc32::of(v))).collect()
+        c.iter()
+            .map(|(k, (f, v))| {
+                format!(
+                    "{}(f{} {}B {:08x})",
+                    String::from_utf8_lossy(k),
+                    f,
+                    v.len(),
+                    tdbstore::crc::Crc32::of(v)
+                )
+            })
+            .collect()
     };
     panic!("{ctx}:\n got:  {:?}\n want: {:?}", summary(got), summary(want));
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Exit 0 when the Tock-side workspace (boards | apps) resolves its pinned git dependencies:
+# from GitHub, or offline through a machine-local cargo source replacement (README,
+# "Building without GitHub"). Prints nothing; callers say what they skip.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+manifest="$1/Cargo.toml"
+[ -f "$manifest" ] || exit 1
+cargo metadata --offline --format-version 1 --manifest-path "$manifest" >/dev/null 2>&1 && exit 0
+# Online users: let cargo fetch the pinned revisions (bounded, so an offline machine moves on).
+timeout 120 cargo metadata --format-version 1 --manifest-path "$manifest" >/dev/null 2>&1
