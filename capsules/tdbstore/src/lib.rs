@@ -1,0 +1,2 @@
+//! Placeholder: the capsule is being written.
+#![no_std]

@@ -1,0 +1,2 @@
+//! Placeholder: the chip crate is being written.
+#![no_std]
