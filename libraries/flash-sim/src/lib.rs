@@ -175,13 +175,13 @@ impl Geometry {
                 return Err(GeometryError::NotPowerOfTwo(name));
             }
         }
-        if self.size % self.erase_size != 0 {
+        if !self.size.is_multiple_of(self.erase_size) {
             return Err(GeometryError::SizeNotMultipleOfErase);
         }
-        if self.erase_size % self.program_size != 0 {
+        if !self.erase_size.is_multiple_of(self.program_size) {
             return Err(GeometryError::EraseNotMultipleOfProgram);
         }
-        if self.program_size % self.read_size != 0 {
+        if !self.program_size.is_multiple_of(self.read_size) {
             return Err(GeometryError::ProgramNotMultipleOfRead);
         }
         Ok(())
@@ -643,7 +643,7 @@ impl FlashSim {
         if u64::from(addr) + len as u64 > u64::from(self.geometry.size) {
             return Err(SimError::OutOfBounds);
         }
-        if addr % align != 0 || len as u64 % u64::from(align) != 0 {
+        if !addr.is_multiple_of(align) || !(len as u64).is_multiple_of(u64::from(align)) {
             return Err(SimError::NotAligned);
         }
         Ok(())

@@ -51,7 +51,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         work: &'w mut [u8],
         index: &'w mut [IndexEntry],
     ) -> Result<Self, GeometryError> {
-        let fits = |unit: u32, min: usize| min > 0 && unit as usize % min == 0;
+        let fits = |unit: u32, min: usize| min > 0 && (unit as usize).is_multiple_of(min);
         if !fits(geometry.read_size, F::READ_SIZE)
             || !fits(geometry.program_size, F::WRITE_SIZE)
             || !fits(geometry.erase_size, F::ERASE_SIZE)

@@ -68,7 +68,7 @@ impl Geometry {
         if g.read_size == 0 || g.program_size == 0 || g.erase_size == 0 {
             return Err(GeometryError::ZeroUnit);
         }
-        if g.program_size % g.read_size != 0 || g.erase_size % g.program_size != 0 {
+        if !g.program_size.is_multiple_of(g.read_size) || !g.erase_size.is_multiple_of(g.program_size) {
             return Err(GeometryError::UnitsNotNested);
         }
         if g.area_size() == 0 || g.area_size() > 1 << 30 {
