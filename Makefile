@@ -15,7 +15,7 @@ HOST_TOOLCHAIN   := 1.95.0
 KERNEL_TOOLCHAIN := nightly-2026-07-21
 APP_TARGETS      := thumbv7em-none-eabihf riscv32imac-unknown-none-elf
 ELF2TAB_VERSION  := 0.13.0
-TOCKLOADER_VERSION := 1.13.0
+TOCKLOADER_VERSION := 1.19.0
 
 # Golden vectors from the real Mbed TDBStore, read in place.
 export TDBSTORE_VECTORS ?= $(abspath ../shared/vectors)

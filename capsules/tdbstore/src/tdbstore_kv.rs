@@ -75,6 +75,9 @@ fn io_error(e: ErrorCode) -> IoError {
     }
 }
 
+/// A refused operation's buffers, handed back with the reason.
+type Refused = (SubSliceMut<'static, u8>, Option<SubSliceMut<'static, u8>>, ErrorCode);
+
 /// The user operation in progress. `AddCheck`/`UpdateCheck` look the key up before the set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Operation {
@@ -433,7 +436,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         op: Operation,
         key: SubSliceMut<'static, u8>,
         value: Option<SubSliceMut<'static, u8>>,
-    ) -> Result<(), (SubSliceMut<'static, u8>, Option<SubSliceMut<'static, u8>>, ErrorCode)> {
+    ) -> Result<(), Refused> {
         if self.op.is_some() {
             return Err((key, value, ErrorCode::BUSY));
         }

@@ -1,2 +1,110 @@
-//! Placeholder: the chip crate is being written.
-#![no_std]
+// Licensed under the Apache License, Version 2.0 or the MIT License.
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Tock chip crate for the STM32H747 (Cortex-M7 core): vector table, RCC/PWR clock set-up,
+//! GPIO, USART1, TIM2 and the embedded-flash driver.
+//!
+//! ```text
+//! boards/portenta_h7
+//!        |
+//! chips/stm32h7 (this crate: lib.rs has the vector table)
+//!   chip     Chip + InterruptService       rcc, pwr  clock tree (400 MHz), supply read-out
+//!   gpio     pins                          usart     USART1 console
+//!   tim2     alarm                         flash     nor_flash_hil::NorFlash (+ model tests)
+//!   cpu      barriers, D-cache, ECC-guarded copy
+//!        |
+//! arch/cortex-m7 (Tock)
+//! ```
+//!
+//! Reference: RM0399 (STM32H745/747/755/757 reference manual), ST `stm32h747xx.h`. FLASH
+//! sequences cite RM0399 chapter 4 by section number; other chapters are cited by section
+//! title.
+//!
+//! # Unverified (no hardware was available while writing this crate)
+//!
+//! Everything here is built and the FLASH driver is tested against a register-level model
+//! (`flash::model`, host tests), but nothing has run on an STM32H747. To check on a board:
+//! - the bootloader's hand-off: whether it sets VTOR, leaves the D-cache on, leaves SYSCLK on
+//!   PLL1, which supply configuration it writes (the kernel prints PWR_CR3 and the D-cache
+//!   state at boot);
+//! - the clock set-up (HSE bypass after PH1, VOS1, PLL1 at 400 MHz, latency 4 with
+//!   WRHIGHFREQ left as found), hence the USART1 baud rate and the TIM2 tick;
+//! - the ECC-guarded read: that FAULTMASK + CCR.BFHFNMIGN turns the double-bit ECC bus error
+//!   into an ignored fault on this core (Zephyr's approach), and ECC_FA's word index;
+//! - program with PSIZE x32, the EOP/error interrupts, and the timings (there is no driver
+//!   timeout: an operation that never completes leaves the driver `BUSY`);
+//! - the chapter-4 section numbers (RM0399 Rev 4 structure) and the facts file's register
+//!   values, which come from secondary sources (ST headers, HAL, Zephyr).
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod chip;
+pub mod cpu;
+pub mod flash;
+pub mod gpio;
+pub mod nvic;
+pub mod pwr;
+pub mod rcc;
+pub mod tim2;
+pub mod usart;
+
+use cortexm7::{initialize_ram_jump_to_main, unhandled_interrupt, CortexM7, CortexMVariant};
+
+extern "C" {
+    // `_estack` is not a function; declaring it as one makes the vector table's type work.
+    // It is never called.
+    fn _estack();
+}
+
+/// The Cortex-M exception vectors.
+#[cfg_attr(all(target_arch = "arm", target_os = "none"), link_section = ".vectors")]
+#[cfg_attr(all(target_arch = "arm", target_os = "none"), used)]
+pub static BASE_VECTORS: [unsafe extern "C" fn(); 16] = [
+    _estack,
+    initialize_ram_jump_to_main,
+    unhandled_interrupt,          // NMI
+    CortexM7::HARD_FAULT_HANDLER, // Hard Fault
+    unhandled_interrupt,          // MemManage
+    unhandled_interrupt,          // BusFault
+    unhandled_interrupt,          // UsageFault
+    unhandled_interrupt,
+    unhandled_interrupt,
+    unhandled_interrupt,
+    unhandled_interrupt,
+    CortexM7::SVC_HANDLER, // SVC
+    unhandled_interrupt,   // DebugMon
+    unhandled_interrupt,
+    unhandled_interrupt,       // PendSV
+    CortexM7::SYSTICK_HANDLER, // SysTick
+];
+
+/// The 150 external interrupt lines of the Cortex-M7 core, all through Tock's generic
+/// handler (which defers the work to the kernel loop). Only the lines in
+/// [`nvic::ENABLED`] are ever enabled.
+#[cfg_attr(all(target_arch = "arm", target_os = "none"), link_section = ".irqs")]
+#[cfg_attr(all(target_arch = "arm", target_os = "none"), used)]
+pub static IRQS: [unsafe extern "C" fn(); nvic::NUM_IRQS] = [CortexM7::GENERIC_ISR; nvic::NUM_IRQS];
+
+/// Early core set-up, before anything else in the board's `start`:
+/// - points VTOR at this kernel's vector table (the kernel is not at the flash base: the
+///   Arduino bootloader is, and whether it sets VTOR before jumping is not documented);
+/// - disables the FPU, which the bootloader may leave on: Tock's Cortex-M context switch
+///   saves no floating-point state, so a process using the FPU gets a clean UsageFault
+///   instead of corrupting another's registers.
+///
+/// # Safety
+///
+/// Call once, first thing, with interrupts still disabled by the boot code.
+pub unsafe fn init() {
+    // SAFETY: BASE_VECTORS is this image's vector table, 16 entries followed by IRQS in the
+    // `.vectors`/`.irqs` sections at the start of ROM (tock_kernel_layout.ld), aligned as
+    // VTOR requires (ROM start, 0x0804_0000).
+    unsafe {
+        cortexm7::scb::set_vector_table_offset(BASE_VECTORS.as_ptr().cast::<()>());
+    }
+    #[cfg(all(target_arch = "arm", target_os = "none"))]
+    // SAFETY: clears CPACR.CP10/CP11; the kernel is built soft-float and uses no FP registers.
+    unsafe {
+        cortexm7::scb::disable_fpca();
+    }
+}

@@ -102,7 +102,7 @@ pub trait NorFlash<'a> {
 pub fn check_range(g: &Geometry, addr: u32, len: usize, unit: u32, buffer_len: usize) -> Result<(), ErrorCode> {
     let len32 = u32::try_from(len).map_err(|_| ErrorCode::INVAL)?;
     let end = addr.checked_add(len32).ok_or(ErrorCode::INVAL)?;
-    if len > buffer_len || end > g.size || unit == 0 || addr % unit != 0 || len32 % unit != 0 {
+    if len > buffer_len || end > g.size || unit == 0 || !addr.is_multiple_of(unit) || !len32.is_multiple_of(unit) {
         return Err(ErrorCode::INVAL);
     }
     Ok(())
