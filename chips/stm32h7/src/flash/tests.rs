@@ -1,0 +1,535 @@
+// Licensed under the Apache License, Version 2.0 or the MIT License.
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Host tests: the FLASH driver against the register-level model.
+//!
+//! ```text
+//! tests (this file) -> flash::Flash -> FlashRegisters = model::FlashModel
+//! ```
+
+use core::cell::{Cell, RefCell};
+
+use kernel::ErrorCode;
+use nor_flash_hil::{NorFlash, NorFlashClient};
+
+use super::model::{FlashModel, WordState};
+use super::regs::{cr, sr, Bank, BANK2_BASE, SECTOR_SIZE};
+use super::{DeferredSignal, Flash, FlashError, FlashRegion, RegionError};
+
+/// Deferred calls in tests: a flag the test services by calling `handle_deferred`.
+#[derive(Default)]
+pub(super) struct TestDeferred(Cell<bool>);
+
+impl DeferredSignal for TestDeferred {
+    fn set(&self) {
+        self.0.set(true);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Event {
+    Read(Vec<u8>, Result<(), ErrorCode>),
+    Program(usize, Result<(), ErrorCode>),
+    Erase(Result<(), ErrorCode>),
+}
+
+#[derive(Default)]
+pub(super) struct Recorder {
+    events: RefCell<Vec<Event>>,
+}
+
+impl NorFlashClient for Recorder {
+    fn read_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+        self.events.borrow_mut().push(Event::Read(buffer.to_vec(), result));
+    }
+    fn program_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+        self.events.borrow_mut().push(Event::Program(buffer.len(), result));
+    }
+    fn erase_complete(&self, result: Result<(), ErrorCode>) {
+        self.events.borrow_mut().push(Event::Erase(result));
+    }
+}
+
+impl Recorder {
+    pub(super) fn take(&self) -> Vec<Event> {
+        core::mem::take(&mut *self.events.borrow_mut())
+    }
+}
+
+pub(super) type TestFlash = Flash<'static, &'static FlashModel, TestDeferred>;
+
+pub(super) struct Rig {
+    pub(super) model: &'static FlashModel,
+    pub(super) flash: &'static TestFlash,
+    pub(super) client: &'static Recorder,
+}
+
+/// The Portenta set-up: the region is bank 2 (8 sectors).
+pub(super) const REGION_BASE: u32 = BANK2_BASE;
+pub(super) const REGION_SIZE: u32 = 8 * SECTOR_SIZE;
+
+pub(super) fn rig_with(base: u32, size: u32) -> Rig {
+    let model: &'static FlashModel = Box::leak(Box::new(FlashModel::new()));
+    let region = FlashRegion::new(base, size).unwrap();
+    let flash: &'static TestFlash =
+        Box::leak(Box::new(Flash::with_deferred(model, region, TestDeferred::default())));
+    let client: &'static Recorder = Box::leak(Box::default());
+    flash.set_client(client);
+    Rig { model, flash, client }
+}
+
+pub(super) fn rig() -> Rig {
+    rig_with(REGION_BASE, REGION_SIZE)
+}
+
+fn buf(bytes: &[u8]) -> &'static mut [u8] {
+    Box::leak(bytes.to_vec().into_boxed_slice())
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+}
+
+impl Rig {
+    /// Runs the deferred call if one is pending.
+    pub(super) fn service_deferred(&self) {
+        if self.flash.deferred.0.replace(false) {
+            self.flash.handle_deferred();
+        }
+    }
+
+    /// Lets the hardware finish one operation in `bank` and delivers the interrupt.
+    pub(super) fn finish(&self, bank: Bank) {
+        self.model.complete(bank);
+        assert!(self.model.irq_pending(bank), "the completion must raise the FLASH interrupt");
+        self.flash.handle_interrupt();
+    }
+
+    pub(super) fn program(&self, addr: u32, data: &[u8]) -> Result<(), ErrorCode> {
+        let bank = Bank::of(REGION_BASE + addr);
+        self.flash.program(addr, buf(data), data.len()).map_err(|(e, _)| e)?;
+        for _ in 0..data.len() / 32 {
+            self.finish(bank);
+        }
+        match self.client.take().as_slice() {
+            [Event::Program(_, r)] => *r,
+            other => panic!("expected one program completion, got {other:?}"),
+        }
+    }
+
+    pub(super) fn read(&self, addr: u32, len: usize) -> Result<Vec<u8>, ErrorCode> {
+        self.flash.read(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e)?;
+        assert!(self.client.take().is_empty(), "no synchronous callback (TRD3)");
+        self.service_deferred();
+        match self.client.take().pop() {
+            Some(Event::Read(data, Ok(()))) => Ok(data[..len].to_vec()),
+            Some(Event::Read(_, Err(e))) => Err(e),
+            other => panic!("expected a read completion, got {other:?}"),
+        }
+    }
+
+    pub(super) fn erase(&self, addr: u32) -> Result<(), ErrorCode> {
+        self.flash.erase(addr)?;
+        self.finish(Bank::of(REGION_BASE + addr));
+        match self.client.take().as_slice() {
+            [Event::Erase(r)] => *r,
+            other => panic!("expected one erase completion, got {other:?}"),
+        }
+    }
+
+    /// After every operation: both banks locked, no operation bits or enables left in CR,
+    /// no flags left in SR.
+    pub(super) fn assert_quiescent(&self) {
+        for bank in [Bank::One, Bank::Two] {
+            assert!(self.model.is_locked(bank), "{bank:?} must be locked again");
+            assert!(!self.model.is_hard_locked(bank), "{bank:?} key sequence went wrong");
+            let c = self.model.cr(bank);
+            assert_eq!(c & (cr::PG | cr::SER | cr::START | cr::OP_IRQS), 0, "CR left with {c:#x}");
+            assert_eq!(self.model.sr_flags(bank), 0, "SR flags left uncleared");
+        }
+        assert_eq!(self.model.locked_writes(), 0, "the driver wrote a locked CR");
+    }
+}
+
+#[test]
+fn program_a_word_then_read_it_back() {
+    let r = rig();
+    let data = pattern(32, 1);
+    assert_eq!(r.program(0x40, &data), Ok(()));
+    assert_eq!(r.model.bytes(REGION_BASE + 0x40, 32), data);
+    assert_eq!(r.model.word_state(REGION_BASE + 0x40), WordState::Programmed);
+    assert_eq!(r.read(0x40, 32), Ok(data.clone()));
+    // Unaligned reads are fine: read size 1.
+    assert_eq!(r.read(0x43, 5), Ok(data[3..8].to_vec()));
+    r.assert_quiescent();
+}
+
+#[test]
+fn program_several_words_one_interrupt_each() {
+    let r = rig();
+    let data = pattern(4 * 32, 9);
+    r.flash.program(0x1000, buf(&data), data.len()).unwrap();
+    for i in 0..4 {
+        // While a word is in flight the bank is unlocked with PG and the interrupts set ...
+        assert!(!r.model.is_locked(Bank::Two));
+        assert_ne!(r.model.cr(Bank::Two) & cr::PG, 0);
+        assert_eq!(r.model.cr(Bank::Two) & cr::OP_IRQS, cr::OP_IRQS);
+        r.finish(Bank::Two);
+        // ... and after each word's EOP it is locked again before the next starts.
+        if i < 3 {
+            assert!(r.client.take().is_empty());
+        }
+    }
+    assert_eq!(r.client.take(), vec![Event::Program(128, Ok(()))]);
+    assert_eq!(r.model.lock_count(Bank::Two), 4, "one unlock/lock bracket per word");
+    assert_eq!(r.model.bytes(REGION_BASE + 0x1000, 128), data);
+    let inval = r.model.dcache_invalidations();
+    assert_eq!(inval.len(), 4);
+    assert_eq!(inval[0], (REGION_BASE + 0x1000, 32));
+    assert_eq!(inval[3], (REGION_BASE + 0x1060, 32));
+    r.assert_quiescent();
+}
+
+#[test]
+fn double_program_is_refused_before_the_hardware() {
+    let r = rig();
+    assert_eq!(r.program(0, &pattern(32, 2)), Ok(()));
+    let writes = r.model.hardware_writes();
+    assert_eq!(r.program(0, &pattern(32, 3)), Err(ErrorCode::RESERVE));
+    assert_eq!(r.flash.last_error(), Some(FlashError::NotErased));
+    assert_eq!(r.model.double_programs(), 0);
+    assert_eq!(r.model.word_state(REGION_BASE), WordState::Programmed);
+    // Only the blank check's flag clearing touched registers; no store, no unlock.
+    assert!(r.model.hardware_writes() - writes <= 1);
+    r.assert_quiescent();
+}
+
+#[test]
+fn not_erased_word_inside_a_multi_word_program_stops_it() {
+    let r = rig();
+    assert_eq!(r.program(0x20, &pattern(32, 4)), Ok(()));
+    // Words 0x00 and 0x20: the second is already programmed.
+    r.flash.program(0, buf(&pattern(64, 5)), 64).unwrap();
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(64, Err(ErrorCode::RESERVE))]);
+    assert_eq!(r.model.double_programs(), 0);
+    r.assert_quiescent();
+}
+
+#[test]
+fn the_model_flags_a_double_program_and_the_read_reports_it() {
+    // Bypass the driver's blank check: program the same word twice at register level.
+    let r = rig();
+    let m = r.model;
+    let word = REGION_BASE + 0x200;
+    for v in [0x1234_5678u32, 0x0F0F_0F0F] {
+        use super::regs::{FlashRegisters, Reg, KEY1, KEY2};
+        m.write(Bank::Two, Reg::Keyr, KEY1);
+        m.write(Bank::Two, Reg::Keyr, KEY2);
+        m.write(Bank::Two, Reg::Cr, cr::PG | cr::PSIZE_X32 | cr::EOPIE);
+        m.barrier();
+        for i in 0..8 {
+            m.store_word(word + 4 * i, v);
+        }
+        m.complete(Bank::Two);
+        m.write(Bank::Two, Reg::Ccr, sr::CLEARABLE);
+        m.write(Bank::Two, Reg::Cr, cr::LOCK);
+    }
+    assert_eq!(m.double_programs(), 1);
+    assert_eq!(m.word_state(word), WordState::EccBad);
+    assert_eq!(r.read(0x200, 32), Err(ErrorCode::FAIL));
+    assert_eq!(r.flash.last_error(), Some(FlashError::EccDoubleBit { addr: word }));
+    // A neighbouring word still reads.
+    assert_eq!(r.read(0x220, 32), Ok(vec![0xFF; 32]));
+    r.assert_quiescent();
+}
+
+#[test]
+fn requests_outside_the_region_are_refused_without_touching_hardware() {
+    let r = rig();
+    let size = REGION_SIZE;
+    let cases: [(u32, usize); 4] = [(size, 32), (size - 32, 64), (u32::MAX - 31, 32), (size + 0x1000, 32)];
+    for (addr, len) in cases {
+        let e = r.flash.program(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e);
+        assert_eq!(e, Err(ErrorCode::INVAL), "program at {addr:#x}+{len}");
+        let e = r.flash.read(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e);
+        assert_eq!(e, Err(ErrorCode::INVAL), "read at {addr:#x}+{len}");
+    }
+    assert_eq!(r.flash.erase(size), Err(ErrorCode::INVAL));
+    assert_eq!(r.flash.erase(u32::MAX - SECTOR_SIZE + 1), Err(ErrorCode::INVAL));
+    assert_eq!(r.flash.last_error(), Some(FlashError::OutOfRegion));
+    assert_eq!(r.model.hardware_writes(), 0);
+    assert!(r.client.take().is_empty());
+    r.assert_quiescent();
+}
+
+#[test]
+fn bank1_below_the_region_is_unreachable() {
+    // A region at the start of bank 2 cannot address bank 1 (bootloader, kernel, apps): the
+    // only addresses are offsets 0..size, mapped to 0x0810_0000 and up.
+    let r = rig();
+    assert_eq!(r.program(0, &pattern(32, 6)), Ok(()));
+    assert_eq!(r.model.word_state(REGION_BASE), WordState::Programmed);
+    assert_eq!(r.model.word_state(REGION_BASE - 32), WordState::Erased);
+    assert!(r.model.is_locked(Bank::One));
+    assert_eq!(r.model.cr(Bank::One), cr::LOCK);
+}
+
+#[test]
+fn unaligned_requests_are_refused() {
+    let r = rig();
+    for (addr, len) in [(16u32, 32usize), (0, 48), (4, 4), (1, 32)] {
+        let e = r.flash.program(addr, buf(&[0; 64]), len).map_err(|(e, _)| e);
+        assert_eq!(e, Err(ErrorCode::INVAL), "program {addr}+{len}");
+    }
+    for addr in [4096u32, 1, SECTOR_SIZE / 2] {
+        assert_eq!(r.flash.erase(addr), Err(ErrorCode::INVAL), "erase {addr}");
+    }
+    // Longer than the buffer.
+    let e = r.flash.program(0, buf(&[0; 32]), 64).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::INVAL));
+    let e = r.flash.read(0, buf(&[0; 8]), 9).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::INVAL));
+    assert_eq!(r.model.hardware_writes(), 0);
+}
+
+#[test]
+fn erase_a_sector() {
+    let r = rig();
+    let sector1 = SECTOR_SIZE;
+    assert_eq!(r.program(sector1 + 0x40, &pattern(32, 7)), Ok(()));
+    assert_eq!(r.program(0, &pattern(32, 8)), Ok(()));
+    r.flash.erase(sector1).unwrap();
+    // SER with SNB = sector 1 of bank 2, START, the interrupts, unlocked while running.
+    let c = r.model.cr(Bank::Two);
+    assert_eq!(c & (cr::SER | cr::START | cr::PG), cr::SER | cr::START);
+    assert_eq!((c & cr::SNB_MASK) >> cr::SNB_SHIFT, 1);
+    assert_eq!(c & cr::OP_IRQS, cr::OP_IRQS);
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Erase(Ok(()))]);
+    assert_eq!(r.model.bytes(REGION_BASE + sector1 + 0x40, 32), vec![0xFF; 32]);
+    assert_eq!(r.model.word_state(REGION_BASE + sector1 + 0x40), WordState::Erased);
+    // Sector 0 untouched.
+    assert_eq!(r.model.word_state(REGION_BASE), WordState::Programmed);
+    assert_eq!(r.model.dcache_invalidations().last(), Some(&(REGION_BASE + sector1, SECTOR_SIZE)));
+    // Programmable again.
+    assert_eq!(r.program(sector1 + 0x40, &pattern(32, 9)), Ok(()));
+    r.assert_quiescent();
+}
+
+#[test]
+fn last_sector_of_bank_2_has_snb_7() {
+    let r = rig();
+    r.flash.erase(7 * SECTOR_SIZE).unwrap();
+    assert_eq!((r.model.cr(Bank::Two) & cr::SNB_MASK) >> cr::SNB_SHIFT, 7);
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Erase(Ok(()))]);
+    r.assert_quiescent();
+}
+
+#[test]
+fn write_error_flags_map_to_errors_and_are_cleared() {
+    let cases = [
+        (sr::WRPERR, FlashError::WriteProtection, ErrorCode::RESERVE),
+        (sr::PGSERR, FlashError::ProgramSequence, ErrorCode::FAIL),
+        (sr::STRBERR, FlashError::Strobe, ErrorCode::FAIL),
+        (sr::INCERR, FlashError::Inconsistency, ErrorCode::FAIL),
+        (sr::OPERR, FlashError::Operation, ErrorCode::FAIL),
+    ];
+    for (flag, internal, code) in cases {
+        // Program.
+        let r = rig();
+        r.model.fail_next(Bank::Two, flag);
+        assert_eq!(r.program(0, &pattern(32, 1)), Err(code), "program with {flag:#x}");
+        assert_eq!(r.flash.last_error(), Some(internal));
+        r.assert_quiescent();
+        // The driver is usable again.
+        assert_eq!(r.program(0x20, &pattern(32, 2)), Ok(()));
+        // Erase.
+        let r = rig();
+        r.model.fail_next(Bank::Two, flag);
+        assert_eq!(r.erase(0), Err(code), "erase with {flag:#x}");
+        assert_eq!(r.flash.last_error(), Some(internal));
+        r.assert_quiescent();
+    }
+}
+
+#[test]
+fn write_protected_sector_raises_wrperr() {
+    let r = rig();
+    r.model.write_protect(Bank::Two, 2);
+    assert_eq!(r.erase(2 * SECTOR_SIZE), Err(ErrorCode::RESERVE));
+    assert_eq!(r.flash.last_error(), Some(FlashError::WriteProtection));
+    r.assert_quiescent();
+    // Programming a protected sector: the store is refused at once, the interrupt follows.
+    r.flash.program(2 * SECTOR_SIZE, buf(&pattern(32, 1)), 32).unwrap();
+    assert!(r.model.irq_pending(Bank::Two));
+    r.flash.handle_interrupt();
+    assert_eq!(r.client.take(), vec![Event::Program(32, Err(ErrorCode::RESERVE))]);
+    r.assert_quiescent();
+}
+
+#[test]
+fn double_ecc_error_on_read_is_an_error_result_and_cleared() {
+    let r = rig();
+    assert_eq!(r.program(0x100, &pattern(64, 3)), Ok(()));
+    r.model.corrupt_word(REGION_BASE + 0x120);
+    assert_eq!(r.read(0x100, 64), Err(ErrorCode::FAIL));
+    assert_eq!(r.flash.last_error(), Some(FlashError::EccDoubleBit { addr: REGION_BASE + 0x120 }));
+    assert_eq!(r.model.dcache_invalidations().last(), Some(&(REGION_BASE + 0x100, 64)));
+    r.assert_quiescent();
+    // The good word before it still reads, and a later read is not blamed for the old error.
+    assert_eq!(r.read(0x100, 32), Ok(pattern(64, 3)[..32].to_vec()));
+}
+
+#[test]
+fn single_ecc_error_is_corrected_and_counted() {
+    let r = rig();
+    assert_eq!(r.program(0, &pattern(32, 4)), Ok(()));
+    r.model.single_bit_word(REGION_BASE);
+    assert_eq!(r.read(0, 32), Ok(pattern(32, 4)));
+    assert_eq!(r.flash.corrected_ecc_errors(), 1);
+    r.assert_quiescent();
+}
+
+#[test]
+fn busy_while_an_operation_is_in_flight() {
+    let r = rig();
+    r.flash.program(0, buf(&pattern(32, 5)), 32).unwrap();
+    let writes = r.model.hardware_writes();
+    let e = r.flash.program(0x40, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::BUSY));
+    let e = r.flash.read(0x40, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::BUSY));
+    assert_eq!(r.flash.erase(SECTOR_SIZE), Err(ErrorCode::BUSY));
+    assert_eq!(r.flash.last_error(), Some(FlashError::Busy));
+    assert_eq!(r.model.hardware_writes(), writes, "a refused request must change nothing");
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(32, Ok(()))]);
+    // A read pending its deferred call also makes the driver busy.
+    r.flash.read(0, buf(&[0; 4]), 4).unwrap();
+    assert_eq!(r.flash.erase(0), Err(ErrorCode::BUSY));
+    r.service_deferred();
+    assert_eq!(r.client.take().len(), 1);
+    r.assert_quiescent();
+}
+
+#[test]
+fn busy_when_the_controller_is_occupied() {
+    let r = rig();
+    r.model.occupy(Bank::Two);
+    let e = r.flash.program(0, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::BUSY));
+    assert_eq!(r.flash.erase(0), Err(ErrorCode::BUSY));
+    assert_eq!(r.model.hardware_writes(), 0);
+}
+
+#[test]
+fn spurious_interrupts_are_harmless() {
+    let r = rig();
+    r.flash.handle_interrupt();
+    assert!(r.client.take().is_empty());
+    // During a program, an interrupt before the word is done changes nothing.
+    r.flash.program(0, buf(&pattern(32, 6)), 32).unwrap();
+    r.flash.handle_interrupt();
+    assert!(r.client.take().is_empty());
+    assert!(!r.model.is_locked(Bank::Two));
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(32, Ok(()))]);
+    r.assert_quiescent();
+}
+
+#[test]
+fn zero_length_operations_complete_through_the_deferred_call() {
+    let r = rig();
+    r.flash.program(0, buf(&[]), 0).unwrap();
+    assert!(r.client.take().is_empty());
+    r.service_deferred();
+    assert_eq!(r.client.take(), vec![Event::Program(0, Ok(()))]);
+    assert_eq!(r.read(0, 0), Ok(vec![]));
+    assert_eq!(r.model.hardware_writes(), 0);
+}
+
+#[test]
+fn region_spanning_both_banks() {
+    // Last sector of bank 1 and first of bank 2 (a board could configure this).
+    let base = BANK2_BASE - SECTOR_SIZE;
+    let r = rig_with(base, 2 * SECTOR_SIZE);
+    let data = pattern(64, 7);
+    // Word in bank 1, then word in bank 2.
+    r.flash.program(SECTOR_SIZE - 32, buf(&data), 64).unwrap();
+    r.finish(Bank::One);
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(64, Ok(()))]);
+    assert_eq!(r.read(SECTOR_SIZE - 32, 64), Ok(data));
+    r.flash.erase(0).unwrap();
+    assert_eq!((r.model.cr(Bank::One) & cr::SNB_MASK) >> cr::SNB_SHIFT, 7);
+    r.finish(Bank::One);
+    assert_eq!(r.client.take(), vec![Event::Erase(Ok(()))]);
+    r.assert_quiescent();
+}
+
+#[test]
+fn geometry_is_mbed_flashiap() {
+    let r = rig();
+    let g = r.flash.geometry();
+    assert_eq!(
+        (g.size, g.read_size, g.program_size, g.erase_size, g.erase_value),
+        (REGION_SIZE, 1, 32, 131072, 0xFF)
+    );
+}
+
+#[test]
+fn regions_must_be_whole_sectors_inside_the_array() {
+    assert_eq!(FlashRegion::new(BANK2_BASE, 0), Err(RegionError::Empty));
+    assert_eq!(FlashRegion::new(BANK2_BASE + 32, SECTOR_SIZE), Err(RegionError::Unaligned));
+    assert_eq!(FlashRegion::new(BANK2_BASE, 1000), Err(RegionError::Unaligned));
+    assert_eq!(FlashRegion::new(BANK2_BASE, 9 * SECTOR_SIZE), Err(RegionError::OutsideArray));
+    assert_eq!(FlashRegion::new(0x0000_0000, SECTOR_SIZE), Err(RegionError::OutsideArray));
+    assert_eq!(FlashRegion::new(u32::MAX - SECTOR_SIZE + 1, 2 * SECTOR_SIZE), Err(RegionError::OutsideArray));
+    let r = FlashRegion::new(BANK2_BASE, 8 * SECTOR_SIZE).unwrap();
+    assert!(!r.overlaps(0x0800_0000, 0x0810_0000));
+    assert!(r.overlaps(0x081F_0000, 0x0820_0000));
+}
+
+#[test]
+fn the_model_enforces_the_sequence() {
+    use super::regs::{FlashRegisters, Reg, KEY1, KEY2};
+    // Stores without PG, or before the barrier that follows PG: PGSERR.
+    let m = FlashModel::new();
+    m.store_word(BANK2_BASE, 0);
+    assert_ne!(m.sr_flags(Bank::Two) & sr::PGSERR, 0);
+    let m = FlashModel::new();
+    m.write(Bank::Two, Reg::Keyr, KEY1);
+    m.write(Bank::Two, Reg::Keyr, KEY2);
+    m.write(Bank::Two, Reg::Cr, cr::PG);
+    m.store_word(BANK2_BASE, 0);
+    assert_ne!(m.sr_flags(Bank::Two) & sr::PGSERR, 0, "missing barrier");
+    // Two words in one buffer: INCERR; the same slot twice: STRBERR.
+    m.write(Bank::Two, Reg::Ccr, sr::CLEARABLE);
+    m.barrier();
+    m.store_word(BANK2_BASE, 0);
+    m.store_word(BANK2_BASE + 32, 0);
+    assert_ne!(m.sr_flags(Bank::Two) & sr::INCERR, 0);
+    m.store_word(BANK2_BASE, 0);
+    m.store_word(BANK2_BASE, 0);
+    assert_ne!(m.sr_flags(Bank::Two) & sr::STRBERR, 0);
+    // A wrong key locks until reset.
+    let m = FlashModel::new();
+    m.write(Bank::One, Reg::Keyr, KEY2);
+    m.write(Bank::One, Reg::Keyr, KEY1);
+    m.write(Bank::One, Reg::Keyr, KEY2);
+    assert!(m.is_hard_locked(Bank::One));
+    assert!(m.is_locked(Bank::One));
+}
+
+#[test]
+fn a_wrong_unlock_is_reported_as_locked() {
+    use super::regs::{FlashRegisters, Reg};
+    let r = rig();
+    r.model.write(Bank::Two, Reg::Keyr, 0xDEAD_BEEF); // something else broke the sequence
+    let e = r.flash.program(0, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    assert_eq!(e, Err(ErrorCode::FAIL));
+    assert_eq!(r.flash.last_error(), Some(FlashError::Locked));
+    assert_eq!(r.model.word_state(REGION_BASE), WordState::Erased);
+}
