@@ -53,6 +53,7 @@ setup-qemu:
 # Run
 
 run: setup-host
+	@$(MAKE) --no-print-directory setup-kernel setup-apps || echo "make run: set-up of the Tock toolchains failed; see above"
 	@if [ -d boards/qemu_rv32_virt_kv ] && $(tock_resolves) && $(apps_resolve); then \
 	    $(MAKE) --no-print-directory -C boards/qemu_rv32_virt_kv run; \
 	else \
@@ -99,7 +100,7 @@ test-apps:
 test-e2e:
 	@if [ ! -d boards/qemu_rv32_virt_kv ]; then echo "SKIPPED: end-to-end QEMU tests (emulated board not present yet)"; exit 0; fi; \
 	if ! $(tock_resolves) || ! $(apps_resolve); then echo "SKIPPED: end-to-end QEMU tests (Tock/libtock-rs sources do not resolve)"; exit 0; fi; \
-	$(MAKE) --no-print-directory setup-qemu; \
+	$(MAKE) --no-print-directory setup-kernel setup-apps; \
 	$(MAKE) --no-print-directory -C boards/qemu_rv32_virt_kv e2e
 
 # ---------------------------------------------------------------------------------------------

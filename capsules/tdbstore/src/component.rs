@@ -1,109 +1,131 @@
 // Licensed under the Apache License, Version 2.0 or the MIT License.
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Component for the TDBStore key-value capsule: a board's flash driver in, `hil::kv::KV` out.
+//! Component for the TDBStore key-value capsule: a NOR-flash region in, `hil::kv::KV` out.
 //!
 //! ```text
-//! KVStoreDriver <- VirtualKVPermissions <- MuxKVPermissions <- KVStorePermissions   (upstream)
-//!                                                                   <- TdbStoreKv (this component)
-//!                                                                        <- NorFlash driver
+//! upstream components::kv (KVStorePermissions, mux, VirtualKVPermissions, KVStoreDriver)
+//!
+//!    hil::kv::KV
+//!
+//! +---------------------------------------------+
+//! | TdbStoreComponent (this file) -> TdbStoreKv  |
+//! +---------------------------------------------+
+//!
+//!    nor_flash_hil::NorFlash
+//!
+//! chip NOR-flash driver
 //! ```
 //!
-//! Usage, in a board's `main.rs` (the upstream KV components do the rest):
+//! Usage (the full chain is in the crate docs):
 //!
 //! ```rust,ignore
+//! type KvStore = capsules_tdbstore::component::TdbStoreComponentType<FlashHw>;
 //! let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(flash)
-//!     .finalize(capsules_tdbstore::tdbstore_component_static!(FlashType));
-//! let _ = kv_store.mount(); // prints the outcome; user operations wait for it
-//! let kv_store_permissions = components::kv::KVStorePermissionsComponent::new(kv_store)
-//!     .finalize(components::kv_store_permissions_component_static!(TdbStoreKv<'static, FlashType>));
+//!     .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw));
+//! // or with explicit sizes: (flash type, index entries, work buffer, flash buffer)
+//! //  .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw, 64, 512, 512));
+//! let _ = kv_store.mount();
 //! ```
-//!
-//! RAM: the capsule struct (~300 bytes with the engine's state), a work buffer and a flash
-//! buffer (default 512 bytes each: larger means fewer, larger flash requests), and 8 bytes per
-//! key of index (default 256 keys = 2 KiB). The default totals about 3.3 KiB.
 
 use core::mem::MaybeUninit;
 
 use kernel::component::Component;
 use kernel::deferred_call::DeferredCallClient;
 use nor_flash_hil::NorFlash;
-use tdbstore::{Geometry, IndexEntry, Store, StoreOptions};
+use tdbstore::{IndexEntry, Store, StoreOptions};
 
-use crate::tdbstore_kv::TdbStoreKv;
+use crate::tdbstore_kv::{engine_geometry, TdbStoreKv};
 
-/// Buffers for [`TdbStoreComponent`]: `tdbstore_component_static!(FlashType)` or
-/// `tdbstore_component_static!(FlashType, work_bytes, max_keys)`.
+/// Default number of keys the RAM index holds (8 bytes each: 2 KiB).
+pub const DEFAULT_KEYS: usize = 256;
+/// Default engine work buffer: at least [`tdbstore::Store::min_work_len`] of the geometry
+/// (192 bytes with 32-byte program units); more means fewer, larger flash requests.
+pub const DEFAULT_WORK_LEN: usize = 512;
+/// Default flash I/O buffer: at least the work buffer.
+pub const DEFAULT_FLASH_BUF_LEN: usize = 512;
+
+/// Static buffers for [`TdbStoreComponent`]: `(flash type)` with the defaults, or
+/// `(flash type, index entries, work buffer bytes, flash buffer bytes)`.
+///
+/// RAM: `keys * 8 + work + flash_buf` bytes of buffers plus the capsule itself (see the
+/// crate docs).
 #[macro_export]
 macro_rules! tdbstore_component_static {
     ($F:ty $(,)?) => {
-        $crate::tdbstore_component_static!($F, 512, 256)
-    };
-    ($F:ty, $work:expr, $keys:expr $(,)?) => {{
-        let kv = kernel::static_buf!($crate::tdbstore_kv::TdbStoreKv<'static, $F>);
-        let work = kernel::static_buf!([u8; $work]);
-        let flash_buf = kernel::static_buf!([u8; $work]);
-        let index = kernel::static_buf!([$crate::IndexEntry; $keys]);
-        (
-            kv,
-            work.write([0; $work]) as &'static mut [u8],
-            flash_buf.write([0; $work]) as &'static mut [u8],
-            index.write([$crate::IndexEntry { hash: 0, offset: 0 }; $keys]) as &'static mut [$crate::IndexEntry],
+        $crate::tdbstore_component_static!(
+            $F,
+            $crate::component::DEFAULT_KEYS,
+            $crate::component::DEFAULT_WORK_LEN,
+            $crate::component::DEFAULT_FLASH_BUF_LEN
         )
+    };
+    ($F:ty, $keys:expr, $work:expr, $flash_buf:expr $(,)?) => {{
+        let kv = kernel::static_buf!($crate::tdbstore_kv::TdbStoreKv<'static, $F>);
+        let index = kernel::static_buf!([$crate::tdbstore::IndexEntry; $keys]);
+        let work = kernel::static_buf!([u8; $work]);
+        let flash_buf = kernel::static_buf!([u8; $flash_buf]);
+        (kv, index, work, flash_buf)
     }};
 }
 
-/// The capsule type a board names.
+/// The capsule type the component builds.
 pub type TdbStoreComponentType<F> = TdbStoreKv<'static, F>;
 
-/// Creates the capsule over a flash driver and registers it as the driver's client.
-pub struct TdbStoreComponent<F: NorFlash<'static> + 'static> {
+/// Builds a [`TdbStoreKv`] over a NOR-flash region, sets it as the flash driver's client
+/// and registers its deferred call. The engine's geometry is the driver's.
+pub struct TdbStoreComponent<
+    F: NorFlash<'static> + 'static,
+    const KEYS: usize,
+    const WORK: usize,
+    const BUF: usize,
+> {
     flash: &'static F,
     options: StoreOptions,
 }
 
-impl<F: NorFlash<'static> + 'static> TdbStoreComponent<F> {
-    /// The capsule over `flash`, with the options boards want: format a blank region, the
-    /// Mbed record format, and early compaction when less than an eighth of a sector is free,
-    /// so compaction happens while idle rather than inside a `set`.
+impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const BUF: usize>
+    TdbStoreComponent<F, KEYS, WORK, BUF>
+{
+    /// A component over `flash` with the options boards want: a blank region is formatted at
+    /// mount (anything else that is not a TDBStore is left untouched), Mbed's record format,
+    /// and early compaction during idle time once less than an eighth of a sector is free,
+    /// so a `set` rarely has to compact.
     pub fn new(flash: &'static F) -> Self {
-        let g = flash.geometry();
-        let options = StoreOptions { compact_below: g.erase_size / 8, ..StoreOptions::default() };
+        let options =
+            StoreOptions { compact_below: flash.geometry().erase_size / 8, ..StoreOptions::default() };
         TdbStoreComponent { flash, options }
     }
 
-    /// Overrides the engine options (e.g. `RecordFormat::Compact` for a store no Mbed code
-    /// will read).
+    /// Other engine options (e.g. `RecordFormat::Compact` for a store no Mbed code reads,
+    /// or `compact_below: 0` to compact only when a write needs room).
     pub fn with_options(mut self, options: StoreOptions) -> Self {
         self.options = options;
         self
     }
 }
 
-impl<F: NorFlash<'static> + 'static> Component for TdbStoreComponent<F> {
+impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const BUF: usize> Component
+    for TdbStoreComponent<F, KEYS, WORK, BUF>
+{
     type StaticInput = (
         &'static mut MaybeUninit<TdbStoreKv<'static, F>>,
-        &'static mut [u8],
-        &'static mut [u8],
-        &'static mut [IndexEntry],
+        &'static mut MaybeUninit<[IndexEntry; KEYS]>,
+        &'static mut MaybeUninit<[u8; WORK]>,
+        &'static mut MaybeUninit<[u8; BUF]>,
     );
     type Output = &'static TdbStoreKv<'static, F>;
 
-    fn finalize(self, (kv, work, flash_buf, index): Self::StaticInput) -> Self::Output {
-        let g = self.flash.geometry();
-        let geometry = Geometry {
-            size: g.size,
-            read_size: g.read_size,
-            program_size: g.program_size,
-            erase_size: g.erase_size,
-            erase_value: g.erase_value,
-        };
-        // A geometry or buffer the engine cannot use is a board bug: fail at boot, loudly.
-        let store = match Store::new(geometry, self.options, work, index) {
-            Ok(s) => s,
-            Err(e) => panic!("tdbstore: unusable flash geometry or buffers: {:?}", e),
-        };
-        let kv = kv.write(TdbStoreKv::new(self.flash, store, flash_buf));
+    fn finalize(self, s: Self::StaticInput) -> Self::Output {
+        const {
+            assert!(BUF >= WORK, "tdbstore: the flash buffer must be at least the work buffer");
+        }
+        let index = s.1.write([IndexEntry::default(); KEYS]);
+        let work = s.2.write([0; WORK]);
+        let flash_buf = s.3.write([0; BUF]);
+        let geometry = engine_geometry(self.flash.geometry());
+        let store = Store::new(geometry, self.options, work, index);
+        let kv = s.0.write(TdbStoreKv::new(self.flash, store, flash_buf));
         self.flash.set_client(kv);
         kv.register();
         kv

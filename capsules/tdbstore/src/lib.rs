@@ -4,20 +4,81 @@
 //! Mbed OS TDBStore as a Tock key-value store (`hil::kv::KV`) over a NOR-flash HIL.
 //!
 //! ```text
-//! apps --syscalls--> kv_driver -> virtual_kv -> kv_store_permissions   (upstream Tock)
-//!                                   hil::kv::KV
-//!                      capsules_tdbstore (this crate)  <- tdbstore engine (sans-IO)
-//!                                   nor_flash_hil::NorFlash
-//!                      chips/stm32h7 FLASH | boards/qemu_rv32_virt_kv CFI flash
+//! apps --syscalls (0x50003)--> KVStoreDriver                  (upstream capsules_extra)
+//!                                 hil::kv::KVPermissions
+//!                              VirtualKVPermissions / MuxKVPermissions   (upstream)
+//!                                 hil::kv::KVPermissions
+//!                              KVStorePermissions                     (upstream)
+//!                                 hil::kv::KV
+//!                              capsules_tdbstore (this file: crate root) -- tdbstore engine
+//!                                 nor_flash_hil::NorFlash
+//!                              chips/stm32h7 FLASH | boards/qemu_rv32_virt_kv CFI flash
 //! ```
 //!
-//! - [`tdbstore_kv::TdbStoreKv`]: the capsule, and [`tdbstore_kv::error_code`], the one
-//!   mapping from engine errors to `ErrorCode`.
-//! - [`component::TdbStoreComponent`]: how a board creates it (see its docs for the full
-//!   KV stack wiring).
+//! - [`tdbstore_kv::TdbStoreKv`]: the capsule (scheduling, return values and buffer rules
+//!   in its module docs), and [`tdbstore_kv::error_code`], the one mapping from engine
+//!   errors to `ErrorCode`.
+//! - [`component::TdbStoreComponent`] and [`tdbstore_component_static!`]: how a board
+//!   creates it.
+//!
+//! # Board wiring
+//!
+//! The flash driver implements `nor_flash_hil::NorFlash<'static>` over the key-value region
+//! (and is its only user). The rest of the stack is upstream's `components::kv`:
+//!
+//! ```rust,ignore
+//! type FlashHw = stm32h7::chip::FlashDriver<'static>; // any NorFlash<'static>
+//! type KvStore = capsules_tdbstore::component::TdbStoreComponentType<FlashHw>;
+//! type KvPermissions = components::kv::KVStorePermissionsComponentType<KvStore>;
+//! type VirtualKv = components::kv::VirtualKVPermissionsComponentType<KvPermissions>;
+//! type KvDriver = components::kv::KVDriverComponentType<VirtualKv>;
+//!
+//! // Inside the board's `unsafe` set-up, after deferred calls are initialized:
+//! let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(flash)
+//!     .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw));
+//! // Mount from the first deferred call (prints one line; a blank region is formatted,
+//! // a foreign one left untouched and reported). Without this, the first operation mounts.
+//! let _ = kv_store.mount();
+//! let kv_permissions = components::kv::KVStorePermissionsComponent::new(kv_store)
+//!     .finalize(components::kv_store_permissions_component_static!(KvStore));
+//! let kv_mux = components::kv::KVPermissionsMuxComponent::new(kv_permissions)
+//!     .finalize(components::kv_permissions_mux_component_static!(KvPermissions));
+//! let virtual_kv = components::kv::VirtualKVPermissionsComponent::new(kv_mux)
+//!     .finalize(components::virtual_kv_permissions_component_static!(KvPermissions));
+//! let kv_driver = components::kv::KVDriverComponent::new(
+//!     virtual_kv,
+//!     board_kernel,
+//!     capsules_extra::kv_driver::DRIVER_NUM,
+//!     create_capability!(capabilities::MemoryAllocationCapability),
+//! )
+//! .finalize(components::kv_driver_component_static!(VirtualKv));
+//! // ...and `capsules_extra::kv_driver::DRIVER_NUM => f(Some(self.kv_driver))` in
+//! // `SyscallDriverLookup`. Apps need TBF storage permissions (write_id, read_ids,
+//! // access_ids) and a process loader with a storage-permissions policy that honours them.
+//! ```
+//!
+//! To recover a region that holds something else (mount reports `Foreign`), the board calls
+//! `kv_store.format()`: it erases the region's area heads and starts an empty store.
+//!
+//! # RAM
+//!
+//! Static buffers, sized by [`tdbstore_component_static!`]`(F, keys, work, flash_buf)`:
+//!
+//! | what | bytes | default |
+//! |---|---|---|
+//! | RAM index | `keys` x 8 | 256 keys: 2048 |
+//! | engine work buffer | `work` (at least `tdbstore::Store::min_work_len`: 192 with 32-byte program units) | 512 |
+//! | flash I/O buffer | `flash_buf` (at least `work`) | 512 |
+//! | the capsule, engine state included | 660 on Cortex-M, 564 of them the engine (`size_of::<TdbStoreKv<F>>()`) | |
+//!
+//! About 3.7 KiB with the defaults. Upstream's layers add their own: `KVStorePermissions`
+//! a 9-byte header buffer, `KVStoreDriver` 64 + 512 bytes of key and value buffers.
 #![no_std]
 
 pub mod component;
 pub mod tdbstore_kv;
 
+/// The engine crate, for [`tdbstore_component_static!`] and for options
+/// ([`tdbstore::StoreOptions`]).
+pub use tdbstore;
 pub use tdbstore::IndexEntry;

@@ -470,6 +470,19 @@ struct Core<'w> {
     reserved: [u8; RESERVED_LEN],
     reserved_len: Option<u8>,
     compactions: u32,
+    /// The program request being split into runs of non-blank units.
+    prog: Option<ProgramJob>,
+    /// The last request completed without any I/O (a program of blank units only).
+    instant: bool,
+}
+
+/// A program request in progress, in runs (see `Core::program`).
+#[derive(Clone, Copy, Debug)]
+struct ProgramJob {
+    addr: u32,
+    at: usize,
+    len: u32,
+    next: u32,
 }
 
 /// Which area a procedure works on.
@@ -511,9 +524,43 @@ impl<'w> Core<'w> {
         self.request(Request::Read { addr, len }, 0, len as usize)
     }
 
+    /// Programs `work[at..at + len]` at `off`, skipping program units that hold only the
+    /// erase value: they read the same erased, and a unit programmed with the erase value
+    /// would look erased to every later blank check and be programmed twice. The procedures
+    /// see one completion for the whole range.
     fn program<T>(&mut self, area: Area, off: u32, at: usize, len: u32) -> Poll<T> {
-        let addr = self.base(area) + off;
-        self.request(Request::Program { addr, len }, at, len as usize)
+        self.prog = Some(ProgramJob { addr: self.base(area) + off, at, len, next: 0 });
+        if !self.next_run() {
+            self.instant = true;
+        }
+        Pending
+    }
+
+    /// Issues the next run of non-blank units of the program job; false when none is left.
+    fn next_run(&mut self) -> bool {
+        let Some(mut job) = self.prog.take() else { return false };
+        let p = self.geo.program_size;
+        let blank = |c: &Self, pos: u32| {
+            let s = job.at + pos as usize;
+            c.is_blank(&c.work[s..s + p as usize])
+        };
+        let mut start = job.next;
+        while start < job.len && blank(self, start) {
+            start += p;
+        }
+        if start >= job.len {
+            return false;
+        }
+        let mut end = start;
+        while end < job.len && !blank(self, end) {
+            end += p;
+        }
+        job.next = end;
+        self.prog = Some(job);
+        self.pending = Some(Request::Program { addr: job.addr + start, len: end - start });
+        self.io_at = job.at + start as usize;
+        self.io_len = (end - start) as usize;
+        true
     }
 
     fn erase<T>(&mut self, area: Area, off: u32) -> Poll<T> {
@@ -527,6 +574,17 @@ impl<'w> Core<'w> {
 
     fn deliver<T>(&mut self, offset: u32, at: usize, len: u32) -> Poll<T> {
         self.request(Request::Deliver { offset, len }, at, len as usize)
+    }
+
+    /// How far an area must be erased before a record ending at `end` is written. A log
+    /// that ends exactly on a sector boundary also needs the next sector erased: otherwise
+    /// the mount scan would run on into whatever an older generation left there.
+    fn room_for(&self, end: u32) -> u32 {
+        if end.is_multiple_of(self.geo.erase_size) && end < self.lay.area_size {
+            end + 1
+        } else {
+            end
+        }
     }
 
     fn sector_end(&self, off: u32) -> u32 {
@@ -548,11 +606,20 @@ impl<'w> Core<'w> {
 // ------------------------------------------------------------------------------------------
 // Leaf procedures.
 
-/// Looks up the current key: the index position and header of its live record.
+/// Looks up the current key: the index position and header of its live record. Each
+/// candidate (same hash) is read header first, then its key only if the lengths match, so a
+/// read never runs past a short record into whatever follows it (a torn, unreadable unit).
 struct Find {
     pos: usize,
     hi: usize,
-    waiting: bool,
+    stage: FindStage,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FindStage {
+    Start,
+    AwaitHeader,
+    AwaitKey(Header),
 }
 
 /// Result of [`Find`].
@@ -564,37 +631,44 @@ enum Found {
 
 impl Find {
     fn new() -> Self {
-        Find { pos: 0, hi: 0, waiting: false }
+        Find { pos: 0, hi: 0, stage: FindStage::Start }
     }
 
     fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<Found> {
-        if self.waiting {
-            self.waiting = false;
-            ev.result(IoKind::Read)?;
-            let hs = c.lay.body_offset as usize;
-            let off = c.index.get(self.pos).map_or(0, |e| e.offset);
-            let kl = c.key_len;
-            let got = c.io_len;
-            if let Some(h) = c.lay.parse_header(&c.work[..got]) {
-                if h.key_len as usize == kl && got >= hs + kl && c.work[hs..hs + kl] == c.key[..kl] {
-                    if let Some(size) = c.lay.record_extent(off, &h) {
-                        return Ready(Ok(Found::Yes { pos: self.pos, header: h, size }));
+        let off = |c: &Core, pos| c.index.get(pos).map_or(0, |e: IndexEntry| e.offset);
+        let kl = c.key_len;
+        match self.stage {
+            FindStage::Start => {
+                let (lo, hi) = c.index.hash_range(format::key_hash(c.key()));
+                self.pos = lo;
+                self.hi = hi;
+            }
+            FindStage::AwaitHeader => {
+                ev.result(IoKind::Read)?;
+                match c.lay.parse_header(&c.work[..c.io_len]) {
+                    Some(h) if h.key_len as usize == kl && c.lay.record_extent(off(c, self.pos), &h).is_some() => {
+                        self.stage = FindStage::AwaitKey(h);
+                        let at = off(c, self.pos) + c.lay.body_offset;
+                        return c.read(Area::Active, at, kl as u32);
                     }
+                    _ => self.pos += 1,
                 }
             }
-            self.pos += 1;
-        } else {
-            let (lo, hi) = c.index.hash_range(format::key_hash(c.key()));
-            self.pos = lo;
-            self.hi = hi;
+            FindStage::AwaitKey(h) => {
+                ev.result(IoKind::Read)?;
+                if c.work[..kl] == c.key[..kl] {
+                    let size = c.lay.record_extent(off(c, self.pos), &h).unwrap_or(0);
+                    return Ready(Ok(Found::Yes { pos: self.pos, header: h, size }));
+                }
+                self.pos += 1;
+            }
         }
         if self.pos >= self.hi {
             return Ready(Ok(Found::No));
         }
-        let off = c.index.get(self.pos).map_or(0, |e| e.offset);
-        self.waiting = true;
-        let len = c.lay.body_offset + c.key_len as u32;
-        c.read(Area::Active, off, len)
+        self.stage = FindStage::AwaitHeader;
+        let hl = c.lay.header_len();
+        c.read(Area::Active, off(c, self.pos), hl)
     }
 }
 
@@ -1143,7 +1217,7 @@ impl Compact {
                         Pending => return Pending,
                         Ready(Ok((_, size))) => {
                             self.st =
-                                CState::Room { size, e: EnsureErased::new(Area::Standby, self.to + size) };
+                                CState::Room { size, e: EnsureErased::new(Area::Standby, c.room_for(self.to + size)) };
                         }
                         Ready(Err(
                             Error::Corrupt | Error::Io(IoKind::Read, IoError::Ecc | IoError::Other),
@@ -1260,7 +1334,12 @@ impl Mount {
                         }
                         let got = &c.work[..c.io_len];
                         let ok = r.is_ok();
-                        self.blank[area as usize] = !ok || c.is_blank(&got[..24]);
+                        // Blank, unreadable, or our own master record cut before its magic
+                        // (a format interrupted between its head programs) all mean "no store".
+                        let hs = lay.header_span as usize;
+                        let torn_master = got[..4] != format::MAGIC.to_le_bytes()
+                            && got.get(hs..hs + 4) == Some(MASTER_KEY);
+                        self.blank[area as usize] = !ok || c.is_blank(&got[..24]) || torn_master;
                         if ok {
                             self.versions[area as usize] = parse_master(&lay, got);
                         }
@@ -1315,15 +1394,12 @@ impl Mount {
                                 c.reserved_len = Some(n as u8);
                             }
                         }
-                        if c.reserved_len.is_some() || area != c.active {
-                            self.off = lay.first_record();
-                            self.st = MState::Scan(ReadRecord::new(Area::Active, self.off, ReadMode::Scan));
-                            ev = Ev::Start;
-                            continue;
-                        }
-                        self.st = MState::Reserved { area: 1 - c.active };
-                        let addr = (1 - c.active) as u32 * lay.area_size;
-                        return c.request(Request::Read { addr, len: 72 }, 0, 72);
+                        // Only the active area's copy counts: the standby's may be from a
+                        // compaction (or reserved-data set) that never committed.
+                        self.off = lay.first_record();
+                        self.st = MState::Scan(ReadRecord::new(Area::Active, self.off, ReadMode::Scan));
+                        ev = Ev::Start;
+                        continue;
                     }
                     let addr = area as u32 * lay.area_size;
                     return c.request(Request::Read { addr, len: 72 }, 0, 72);
@@ -1456,7 +1532,9 @@ struct Format {
 
 enum FState {
     Start,
-    AwaitErase { area: u8, off: u32 },
+    /// `step` 0 erases the area that is not the store (so a cut leaves the old store), 1 the
+    /// other; then area 0 gets master version 1.
+    AwaitErase { first: u8, step: u8, off: u32 },
     Master(WriteMaster),
 }
 
@@ -1471,23 +1549,26 @@ impl Format {
         let limit = if self.full { lay.area_size } else { es };
         match &mut self.st {
             FState::Start => {
+                let first = if c.mounted { 1 - c.active } else { 1 };
                 c.mounted = false;
-                c.active = 0;
-                self.st = FState::AwaitErase { area: 0, off: 0 };
-                return c.request(Request::Erase { addr: 0, len: es }, 0, 0);
+                self.st = FState::AwaitErase { first, step: 0, off: 0 };
+                let addr = first as u32 * lay.area_size;
+                return c.request(Request::Erase { addr, len: es }, 0, 0);
             }
-            FState::AwaitErase { area, off } => {
+            FState::AwaitErase { first, step, off } => {
                 ev.result(IoKind::Erase)?;
-                let (mut area, mut off) = (*area, *off + es);
+                let (first, mut step, mut off) = (*first, *step, *off + es);
                 if off >= limit {
-                    area += 1;
+                    step += 1;
                     off = 0;
                 }
-                if area < 2 {
-                    self.st = FState::AwaitErase { area, off };
+                if step < 2 {
+                    self.st = FState::AwaitErase { first, step, off };
+                    let area = if step == 0 { first } else { 1 - first };
                     let addr = area as u32 * lay.area_size + off;
                     return c.request(Request::Erase { addr, len: es }, 0, 0);
                 }
+                c.active = 0;
                 c.index.clear();
                 c.reserved_len = None;
                 c.live_bytes = 0;
@@ -1593,7 +1674,7 @@ impl Write {
                         }
                     } else {
                         self.size = size;
-                        self.st = WState::Room(EnsureErased::new(Area::Active, c.free + size));
+                        self.st = WState::Room(EnsureErased::new(Area::Active, c.room_for(c.free + size)));
                     }
                 }
                 WState::Compact(k) => {
@@ -1671,6 +1752,8 @@ struct Incremental {
 enum Machine {
     Mount(Mount),
     Format(Format),
+    /// Format of a mounted store: an empty generation, committed atomically.
+    Reformat(Compact),
     Get {
         find: Find,
         read: Option<ReadRecord>,
@@ -1697,6 +1780,27 @@ enum Machine {
     Reset(Compact),
     Compact(Compact),
     Maintain(Maint),
+}
+
+/// The next piece of background work, most urgent first: compact away a torn tail, erase
+/// the standby area, pre-erase the next active sector, compact early.
+fn next_maintenance(c: &Core) -> Option<Maint> {
+    let area = c.lay.area_size;
+    let ahead = c.erased_until < area && c.erased_until < c.free + c.geo.erase_size;
+    let early = c.opts.compact_below > 0
+        && area - c.free < c.opts.compact_below
+        && c.live_bytes + c.lay.first_record() + c.opts.compact_below < area;
+    Some(if c.torn_tail {
+        Maint::Compact(Compact::new(Skip::None))
+    } else if c.standby_clean < area {
+        Maint::Standby(EnsureErased::new(Area::Standby, c.sector_end(c.standby_clean).min(area)))
+    } else if ahead {
+        Maint::Ahead(EnsureErased::new(Area::Active, c.sector_end(c.erased_until).min(area)))
+    } else if early {
+        Maint::Compact(Compact::new(Skip::None))
+    } else {
+        return None;
+    })
 }
 
 /// One maintenance step.
@@ -1768,6 +1872,8 @@ impl<'w> Store<'w> {
                 reserved: [0; RESERVED_LEN],
                 reserved_len: None,
                 compactions: 0,
+                prog: None,
+                instant: false,
             },
             machine: None,
             inc: None,
@@ -1831,6 +1937,8 @@ impl<'w> Store<'w> {
         if self.machine.is_some() {
             return Step::Done(Err(Error::Busy));
         }
+        self.core.prog = None;
+        self.core.instant = false;
         match self.begin(op) {
             Ok(m) => {
                 self.machine = Some(m);
@@ -1846,6 +1954,12 @@ impl<'w> Store<'w> {
             return Step::Done(Err(Error::Busy));
         }
         self.core.pending = None;
+        if self.core.prog.is_some() {
+            if result.is_ok() && self.core.next_run() {
+                return self.core.pending.map_or(Step::Done(Err(Error::Busy)), Step::Io);
+            }
+            self.core.prog = None;
+        }
         self.run(Ev::Io(result))
     }
 
@@ -1894,7 +2008,16 @@ impl<'w> Store<'w> {
             }
             Op::Format { full } => {
                 self.inc = None;
-                Machine::Format(Format::new(full))
+                if c.mounted {
+                    // Erasing the live area's head is not atomic (a torn erase leaves part of
+                    // the store): write an empty generation into the standby area instead.
+                    // Its master record switches over; the old area is erased as maintenance.
+                    c.reserved_len = None;
+                    c.lay = Layout::with_format(c.geo.program_size, c.lay.area_size, c.opts.record_format);
+                    Machine::Reformat(Compact::new(Skip::All))
+                } else {
+                    Machine::Format(Format::new(full))
+                }
             }
             Op::Get { key, out_len } => {
                 self.set_key(key)?;
@@ -1983,7 +2106,12 @@ impl<'w> Store<'w> {
         let Some(mut m) = self.machine.take() else {
             return Step::Done(Err(Error::Busy));
         };
-        let r = self.poll_machine(&mut m, ev);
+        let mut r = self.poll_machine(&mut m, ev);
+        // A program of blank units only completes at once: resume the machine right away.
+        while r.is_pending() && self.core.pending.is_none() && self.core.instant {
+            self.core.instant = false;
+            r = self.poll_machine(&mut m, Ev::Io(Ok(())));
+        }
         match r {
             Pending => match self.core.pending {
                 Some(req) => {
@@ -2007,6 +2135,17 @@ impl<'w> Store<'w> {
         match m {
             Machine::Mount(mo) => mo.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
             Machine::Format(f) => f.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
+            Machine::Reformat(k) => {
+                ready!(k.poll(c, ev));
+                Ready(Ok(Outcome::Mounted(MountInfo {
+                    active_area: c.active,
+                    version: c.version,
+                    keys: 0,
+                    free_offset: c.free,
+                    formatted: true,
+                    torn_tail: false,
+                })))
+            }
             Machine::Get { find, read, out_len, info_only } => loop {
                 if let Some(rr) = read {
                     let (h, _) = ready!(rr.poll(c, ev));
@@ -2060,33 +2199,42 @@ impl<'w> Store<'w> {
                     }
                 }
             }
-            Machine::Next { pos, out_len, waiting } => {
-                if let Some(len) = *waiting {
-                    ev.result(IoKind::Read)?;
-                    *waiting = None;
-                    let hs = c.lay.body_offset as usize;
-                    let hash = c.index.get(*pos).map(|e| e.hash);
-                    *pos += 1;
-                    let pl = c.key_len;
-                    if let Some(h) = c.lay.parse_header(&c.work[..len as usize]) {
-                        let kl = h.key_len as usize;
-                        if hs + kl <= len as usize && c.work[hs..hs + kl].starts_with(&c.key[..pl]) {
-                            let copied = (kl as u32).min(*out_len);
-                            c.work.copy_within(hs..hs + copied as usize, 0);
+            // `waiting`: Some(0) for a header read, Some(key length) for a key read. Keys are
+            // read by their own length, never past the record.
+            Machine::Next { pos, out_len, waiting } => loop {
+                match waiting.take() {
+                    Some(0) => {
+                        ev.result(IoKind::Read)?;
+                        let entry = c.index.get(*pos);
+                        match (c.lay.parse_header(&c.work[..c.io_len]), entry) {
+                            (Some(h), Some(e)) if h.key_len as usize >= c.key_len => {
+                                *waiting = Some(h.key_len as u32);
+                                return c.read(Area::Active, e.offset + c.lay.body_offset, h.key_len as u32);
+                            }
+                            _ => *pos += 1,
+                        }
+                    }
+                    Some(kl) => {
+                        ev.result(IoKind::Read)?;
+                        let hash = c.index.get(*pos).map(|e| e.hash);
+                        *pos += 1;
+                        if c.work[..kl as usize].starts_with(&c.key[..c.key_len]) {
+                            let copied = kl.min(*out_len);
                             let next = Cursor { pos: *pos as u32, last_hash: hash };
-                            let outcome = Outcome::Key { len: kl as u32, copied, next };
+                            let outcome = Outcome::Key { len: kl, copied, next };
                             *m = Machine::Deliver { copied, outcome, waiting: false };
                             return self.poll_machine(m, Ev::Start);
                         }
                     }
+                    None => {}
                 }
                 let Some(e) = c.index.get(*pos) else {
                     return Ready(Ok(Outcome::End));
                 };
-                let len = c.read_len(e.offset, c.lay.body_offset + MAX_KEY_LEN as u32);
-                *waiting = Some(len);
-                c.read(Area::Active, e.offset, len)
-            }
+                *waiting = Some(0);
+                let hl = c.lay.header_len();
+                return c.read(Area::Active, e.offset, hl);
+            },
             Machine::Deliver { copied, outcome, waiting } => {
                 if *waiting {
                     ev.result(IoKind::Deliver)?;
@@ -2127,36 +2275,19 @@ impl<'w> Store<'w> {
             Machine::Maintain(mt) => loop {
                 match mt {
                     Maint::Choose => {
-                        let area = c.lay.area_size;
-                        let ahead = c.erased_until < area && c.erased_until < c.free + c.geo.erase_size;
-                        *mt = if c.torn_tail {
-                            Maint::Compact(Compact::new(Skip::None))
-                        } else if c.standby_clean < area {
-                            let next = c.sector_end(c.standby_clean).min(area);
-                            Maint::Standby(EnsureErased::new(Area::Standby, next))
-                        } else if ahead {
-                            let next = c.sector_end(c.erased_until).min(area);
-                            Maint::Ahead(EnsureErased::new(Area::Active, next))
-                        } else if c.opts.compact_below > 0
-                            && area - c.free < c.opts.compact_below
-                            && c.live_bytes + c.lay.first_record() + c.opts.compact_below < area
-                        {
-                            Maint::Compact(Compact::new(Skip::None))
-                        } else {
+                        let Some(next) = next_maintenance(c) else {
                             return Ready(Ok(Outcome::Maintained { more: false }));
                         };
+                        *mt = next;
                         ev = Ev::Start;
                     }
                     Maint::Compact(k) => {
                         ready!(k.poll(c, ev));
-                        return Ready(Ok(Outcome::Maintained { more: true }));
+                        return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
                     }
                     Maint::Standby(e) | Maint::Ahead(e) => {
                         ready!(e.poll(c, ev));
-                        let area = c.lay.area_size;
-                        let more = c.standby_clean < area
-                            || c.erased_until < c.free + c.geo.erase_size && c.erased_until < area;
-                        return Ready(Ok(Outcome::Maintained { more }));
+                        return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
                     }
                 }
             },

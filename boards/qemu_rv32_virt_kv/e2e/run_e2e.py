@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 or the MIT License.
+# SPDX-License-Identifier: Apache-2.0 OR MIT
+"""End-to-end tests of the emulated board under QEMU. Python 3 stdlib only.
+
+Run through `make e2e` (which builds the kernel, the apps and the e2e app first). Each check
+prints one line, PASS or FAIL; the last line is `N passed, M failed`; the exit status is 1 if
+anything failed.
+
+1. boot count     fresh store, kv_stats and kv_share booted 3 times: run count 1, 2, 3
+2. permissions    kv_share reads `stats` (read_ids has 1), cannot overwrite it (access_ids
+                  lacks 1), keeps its own key; the noread TAB cannot read it; the stored
+                  records carry their writers' ids; kv_stats's record is never changed by
+                  kv_share
+3. upstream kv    libtock-rs's examples/kv.rs, unmodified, prints its expected lines
+4. power cut      kv_burst writes bursts of keys; QEMU is killed (SIGKILL) at random instants
+                  (one per seed); every reboot mounts the store and finds each key at its old
+                  or its new value, the canary and kv_stats's record untouched; the host CLI
+                  then checks the image offline
+Every boot must end by itself (the kernel stops QEMU when all processes have exited) with
+status 0, except the killed ones. Boots run with `-icount` (see ICOUNT) unless --real-time.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu  # noqa: E402
+
+# The store's region: the first 6 erase blocks of pflash bank 1 (src/main.rs KV_BLOCKS).
+REGION_SIZE = 6 * 256 * 1024
+CLI_GEOMETRY = ["--size", str(REGION_SIZE), "--program-size", "32", "--erase-size", "262144"]
+
+# Virtual time from the instruction count (2^3 ns per instruction), skipping idle time: each
+# boot runs the same way whatever the host's load (kv_share's 0.5 s wait for kv_stats is
+# then exactly that, in virtual time) and several times faster than real time.
+ICOUNT = "-icount shift=3,sleep=off"
+
+UPSTREAM_KV_LINES = [
+    "KV available!",
+    "error KV::get()",
+    "Successfully set the key-value",
+    "Got value len: 11",
+    "Value: kv test app",
+    "Successfully deleted the key-value",
+    "error KV::get()",
+]
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, name, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"PASS  {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL  {name}" + (f": {detail}" if detail else ""), flush=True)
+        return ok
+
+
+class Env:
+    def __init__(self, args):
+        self.args = args
+        self.build = args.build
+        os.makedirs(self.build, exist_ok=True)
+        self._images = {}
+        self._boots = 0
+        shutil.rmtree(os.path.join(self.build, "logs"), ignore_errors=True)
+
+    def tab(self, name):
+        for d in (self.args.apps, self.args.e2e_apps):
+            p = os.path.join(d, name + ".tab")
+            if os.path.exists(p):
+                return p
+        return None
+
+    def apps(self, *names):
+        """An app image with these TABs (cached)."""
+        if names not in self._images:
+            out = os.path.join(self.build, "apps-" + "+".join(names) + ".bin")
+            qemu.app_image(out, [self.tab(n) for n in names], self.args.tockloader)
+            self._images[names] = out
+        return self._images[names]
+
+    def fresh_store(self, name):
+        path = os.path.join(self.build, name + ".img")
+        if os.path.exists(path):
+            os.remove(path)
+        qemu.kv_image(path)
+        return path
+
+    def boot(self, apps, kv, **kw):
+        """Boots, and keeps the console in <build>/logs/NNN-<store>.log."""
+        kw.setdefault("timeout", self.args.timeout)
+        if self.args.verbose:
+            kw.setdefault("echo", lambda line: print("    | " + line, flush=True))
+        flags = self.args.qemu + ("" if self.args.real_time else " " + ICOUNT)
+        b = qemu.boot(flags, apps, kv, **kw)
+        self._boots += 1
+        logs = os.path.join(self.build, "logs")
+        os.makedirs(logs, exist_ok=True)
+        name = f"{self._boots:03}-{os.path.splitext(os.path.basename(kv))[0]}.log"
+        with open(os.path.join(logs, name), "w") as f:
+            f.write(b.text() + f"\n[qemu status {b.status}, killed {b.killed}, timed out {b.timed_out}]\n")
+        return b
+
+    def cli(self, image, *command):
+        """The host CLI on the store region of a pflash file: parsed JSON, exit status."""
+        region = os.path.join(self.build, "region.bin")
+        with open(image, "rb") as f:
+            data = f.read(REGION_SIZE)
+        with open(region, "wb") as f:
+            f.write(data)
+        cmd = ["cargo", "run", "-q", "-p", "tdbstore-cli", "--release", "--",
+               *CLI_GEOMETRY, "--json", region, *command]
+        p = subprocess.run(cmd, cwd=self.args.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out = json.loads(p.stdout)
+        except json.JSONDecodeError:
+            out = {"error": (p.stdout + p.stderr).strip()[-400:]}
+        return out, p.returncode
+
+
+def tail(boot, n=12):
+    return " | ".join(boot.lines[-n:])
+
+
+def ended(results, boot, name):
+    return results.check(boot.ended_cleanly(), f"{name}: QEMU ended by itself, status 0",
+                         f"status {boot.status}, timed out {boot.timed_out}; last lines: {tail(boot)}")
+
+
+def run_count(boot):
+    """kv_stats's run count after its update (the line after 'Current Stats')."""
+    lines = boot.lines
+    for i, line in enumerate(lines):
+        if line.strip() == "Current Stats":
+            for later in lines[i + 1:i + 5]:
+                m = re.match(r"\s*Run Count: (\d+)", later)
+                if m:
+                    return int(m.group(1))
+    return None
+
+
+def mount_line(boot):
+    """The capsule's mount report and its area version, e.g. ("area 0, version 1, ...", 1)."""
+    for line in boot.lines:
+        m = re.search(r"tdbstore: mounted(\W+)(area \d+, version (\d+).*)$", line)
+        if m:
+            report = m.group(2)
+            if "(" in m.group(1) and report.endswith(")"):
+                report = report[:-1]
+            return report, int(m.group(3))
+    return None
+
+
+def record_writer(value_hex):
+    """The write id in the 9-byte header Tock's KVStorePermissions stores before a value."""
+    raw = bytes.fromhex(value_hex)
+    if len(raw) < 9 or raw[0] != 0:
+        return None
+    return int.from_bytes(raw[5:9], "little")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def test_boot_count_and_permissions(env, r, boots=3):
+    print("== boot count and permissions (kv_stats + kv_share)", flush=True)
+    if not (env.tab("kv_stats") and env.tab("kv_share")):
+        r.check(False, "kv_stats.tab and kv_share.tab exist", f"not in {env.args.apps}")
+        return
+    kv = env.fresh_store("count")
+    apps = env.apps("kv_stats", "kv_share")
+    for n in range(1, boots + 1):
+        b = env.boot(apps, kv)
+        ended(r, b, f"boot {n}")
+        text = b.text()
+        r.check(run_count(b) == n, f"boot {n}: kv_stats prints run count {n}", f"got {run_count(b)}: {tail(b)}")
+        first = "No previous data was found." in text
+        r.check(first == (n == 1), f"boot {n}: {'no previous data' if n == 1 else 'previous stats found'}")
+        want = f"kv_share: read stats: allowed (run count {n})"
+        r.check(want in text, f"boot {n}: {want}", tail(b))
+        r.check("kv_share: overwrite stats: denied" in text, f"boot {n}: kv_share: overwrite stats: denied", tail(b))
+        r.check("kv_share: own key: ok" in text, f"boot {n}: kv_share: own key: ok", tail(b))
+
+    # The noread TAB: same binary, read_ids without kv_stats's id.
+    if env.tab("kv_share-noread"):
+        b = env.boot(env.apps("kv_stats", "kv_share-noread"), kv)
+        ended(r, b, "noread boot")
+        text = b.text()
+        r.check(run_count(b) == boots + 1, f"noread boot: run count {boots + 1} (kv_share never changed stats)",
+                f"got {run_count(b)}")
+        r.check("kv_share: read stats: denied" in text, "noread boot: kv_share: read stats: denied", tail(b))
+        r.check("kv_share: overwrite stats: denied" in text, "noread boot: kv_share: overwrite stats: denied")
+        r.check("kv_share: own key: ok" in text, "noread boot: kv_share: own key: ok")
+        boots += 1
+    else:
+        r.check(False, "kv_share-noread.tab exists", f"not in {env.args.apps}")
+
+    # Offline: the records carry their writers' ids; the store checks clean.
+    out, status = env.cli(kv, "check")
+    r.check(status == 0 and out.get("ok") is True, "host CLI: check passes on the boot-count store", str(out))
+    out, _ = env.cli(kv, "get", "stats")
+    hexval = out.get("hex") or ""
+    r.check(record_writer(hexval) == 1, "host CLI: `stats` is stored under kv_stats's id 1", str(out))
+    if len(hexval) >= 2 * (9 + 12):
+        count = int.from_bytes(bytes.fromhex(hexval)[9 + 8:9 + 12], "little")
+        r.check(count == boots, f"host CLI: `stats` holds run count {boots}", f"got {count}")
+    out, _ = env.cli(kv, "get", "kv_share")
+    r.check(record_writer(out.get("hex") or "") == 2, "host CLI: `kv_share` is stored under kv_share's id 2", str(out))
+
+
+def test_upstream_kv(env, r):
+    print("== libtock-rs examples/kv.rs, unmodified", flush=True)
+    if not env.tab("upstream_kv"):
+        r.check(False, "upstream_kv.tab exists (make -C apps upstream-kv-example)", f"not in {env.args.apps}")
+        return
+    kv = env.fresh_store("upstream")
+    b = env.boot(env.apps("upstream_kv"), kv)
+    ended(r, b, "upstream kv")
+    lines = [line.strip() for line in b.lines]
+    pos = 0
+    for want in UPSTREAM_KV_LINES:
+        try:
+            pos = lines.index(want, pos) + 1
+        except ValueError:
+            r.check(False, "upstream kv: prints its expected lines in order", f"missing {want!r}: {tail(b)}")
+            return
+    r.check(True, "upstream kv: prints its expected lines in order")
+
+
+class BurstModel:
+    """What the store must hold, from kv_burst's console: key -> generation (None: absent)."""
+
+    def __init__(self, keys=16):
+        self.state = {i: None for i in range(keys)}
+        self.in_flight = None  # (key, generation or None for a delete)
+        self.ops = 0
+
+    def feed(self, line):
+        m = re.match(r"(set|del|ok) (\d+) (\d+)$", line)
+        if not m:
+            return False
+        op, i, gen = m.group(1), int(m.group(2)), int(m.group(3))
+        if op == "set":
+            self.in_flight = (i, gen)
+        elif op == "del":
+            self.in_flight = (i, None)
+        else:
+            if self.in_flight and self.in_flight[0] == i:
+                self.state[i] = self.in_flight[1]
+            self.in_flight = None
+            self.ops += 1
+        return True
+
+    def verify(self, boot):
+        """Checks kv_burst's `state` lines against the model; adopts what it found. Returns a
+        list of problems."""
+        seen = {}
+        problems = []
+        for line in boot.lines:
+            m = re.match(r"state (\d+) (.+)$", line)
+            if m:
+                seen[int(m.group(1))] = m.group(2)
+        for i, want in self.state.items():
+            got = seen.get(i)
+            allowed = {"none" if want is None else str(want)}
+            if self.in_flight and self.in_flight[0] == i:
+                g = self.in_flight[1]
+                allowed.add("none" if g is None else str(g))
+            if got not in allowed:
+                problems.append(f"burst_{i:02}: found {got}, expected one of {sorted(allowed)}")
+            elif got is not None:
+                self.state[i] = None if got == "none" else int(got)
+        self.in_flight = None
+        return problems
+
+
+def test_power_cut(env, r, seeds):
+    print(f"== power cuts during bursts of writes (seeds {seeds})", flush=True)
+    if not env.tab("kv_burst"):
+        r.check(False, "kv_burst.tab exists (make e2e-app)", f"not in {env.args.e2e_apps}")
+        return
+    kv = env.fresh_store("powercut")
+    # Something that must survive untouched: kv_stats's record.
+    if env.tab("kv_stats"):
+        b = env.boot(env.apps("kv_stats"), kv)
+        ended(r, b, "power cut: kv_stats boot")
+    stats_before, _ = env.cli(kv, "get", "stats")
+
+    apps = env.apps("kv_burst")
+    model = BurstModel()
+    first = True
+    mounts = []
+    for seed in seeds:
+        rng = random.Random(seed)
+        # Kill after 0..950 completed operations (a boot does 1000), then 0..3 ms later. Every
+        # third seed cuts within 20 ms of the first write instead: after a torn tail, that
+        # write first compacts into the other area, so the cut can land inside compaction.
+        if seed % 3 == 0:
+            target_ops, delay = 0, rng.uniform(0, 0.02)
+        else:
+            target_ops, delay = rng.randrange(0, 950), rng.uniform(0, 0.003)
+        counted = {"ops": 0}
+
+        def on_line(line, counted=counted, target_ops=target_ops, delay=delay):
+            if line.startswith("ok "):
+                counted["ops"] += 1
+            if line.startswith(("set ", "del ")) and counted["ops"] >= target_ops:
+                return delay
+            return None
+
+        b = env.boot(apps, kv, on_line=on_line)
+        name = f"seed {seed}"
+        mounts.append(mount_line(b))
+        problems = [] if first else model.verify(b)
+        canary = next((l for l in b.lines if l.startswith("canary ")), None)
+        if not first:
+            r.check(not problems, f"{name}: after the previous cut the store mounts and each key is old or new",
+                    "; ".join(problems[:5]) or tail(b))
+            r.check(canary == "canary ok", f"{name}: canary intact", f"got {canary}")
+        r.check(not any(l.startswith("err ") or l in ("canary bad", "canary none" if not first else "")
+                        or (l.startswith("state ") and ("error" in l or l.endswith(" bad"))) for l in b.lines),
+                f"{name}: no errors from the store", tail(b))
+        for line in b.lines:
+            model.feed(line)
+        flight = model.in_flight
+        r.check(b.killed, f"{name}: QEMU killed after {counted['ops']} operations, "
+                          f"{'in flight: ' + ('set' if flight and flight[1] is not None else 'del') + f' burst_{flight[0]:02}' if flight else 'between operations'}",
+                f"not killed (status {b.status}, timed out {b.timed_out}): {tail(b)}")
+        first = False
+
+    # Final boot: verify, and let it run to the end.
+    b = env.boot(apps, kv)
+    mounts.append(mount_line(b))
+    print("      mounts: " + "; ".join(f"{m[0]}" if m else "?" for m in mounts), flush=True)
+    versions = [m[1] for m in mounts if m]
+    r.check(len(versions) == len(mounts) and versions[-1] > versions[0],
+            "the cuts and bursts went through garbage collection (the area version grew)", str(versions))
+    problems = model.verify(b)
+    r.check(not problems, "final boot: the store mounts and each key is old or new", "; ".join(problems[:5]))
+    r.check(any(l == "canary ok" for l in b.lines), "final boot: canary intact")
+    r.check("burst: done" in b.lines, f"final boot: a whole burst completes after the cuts ({b.seconds:.1f} s)", tail(b))
+    for line in b.lines:
+        model.feed(line)
+    ended(r, b, "final boot")
+
+    # Offline, with the host CLI on the same bytes.
+    out, status = env.cli(kv, "check")
+    r.check(status == 0 and out.get("ok") is True and not out.get("corrupt"),
+            "host CLI: check passes after the power cuts", str(out))
+    listing, _ = env.cli(kv, "ls")
+    keys = sorted(k.get("key") for k in listing.get("keys", []))
+    want = sorted([f"burst_{i:02}" for i, g in model.state.items() if g is not None] + ["burst_canary"]
+                  + (["stats"] if env.tab("kv_stats") else []))
+    r.check(keys == want, "host CLI: exactly the expected keys, nothing else", f"got {keys}, want {want}")
+    stats_after, _ = env.cli(kv, "get", "stats")
+    r.check(stats_after == stats_before, "host CLI: kv_stats's record unchanged by the cuts",
+            f"{stats_before} -> {stats_after}")
+    # Copy the image for a post-mortem.
+    shutil.copy(kv, os.path.join(env.build, "powercut-final.img"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--qemu", required=True, help="QEMU machine flags (from the Makefile)")
+    ap.add_argument("--build", required=True, help="scratch directory")
+    ap.add_argument("--apps", required=True, help="directory with kv_stats.tab, kv_share.tab, ...")
+    ap.add_argument("--e2e-apps", required=True, help="directory with kv_burst.tab")
+    ap.add_argument("--root", required=True, help="repository root (for the host CLI)")
+    ap.add_argument("--tockloader", default="tockloader")
+    ap.add_argument("--boots", type=int, default=3)
+    ap.add_argument("--seeds", default="1,2,3,4,5,6,7,8,9", help="power-cut seeds, comma-separated")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per boot")
+    ap.add_argument("--real-time", action="store_true", help=f"boot without {ICOUNT}")
+    ap.add_argument("--only", help="run only tests whose name contains this")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo the console")
+    args = ap.parse_args()
+
+    env = Env(args)
+    r = Results()
+    start = time.monotonic()
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    tests = [
+        ("count", lambda: test_boot_count_and_permissions(env, r, args.boots)),
+        ("upstream", lambda: test_upstream_kv(env, r)),
+        ("powercut", lambda: test_power_cut(env, r, seeds)),
+    ]
+    for name, test in tests:
+        if args.only and args.only not in name:
+            continue
+        test()
+    print(f"(e2e took {time.monotonic() - start:.0f} s; images and logs in {args.build})")
+    print(f"{r.passed} passed, {r.failed} failed")
+    return 1 if r.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
