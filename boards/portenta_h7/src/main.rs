@@ -312,6 +312,9 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     // region) and prints its outcome; user operations wait for it.
     let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(&peripherals.flash)
         .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw));
+    // Upstream's permission layer reads a 9-byte header from every value without a length
+    // check: make shorter (raw, host-provisioned) values read as absent instead of a panic.
+    kv_store.set_min_value_len(capsules_extra::kv_store_permissions::HEADER_LENGTH);
     if let Err(e) = kv_store.mount() {
         debug!("tdbstore: mount not started: {:?}", e);
     }

@@ -291,6 +291,9 @@ pub unsafe fn main() {
     let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(flash)
         .finalize(capsules_tdbstore::tdbstore_component_static!(Flash));
     // Mounts in the background (formatting a blank region); user operations wait for it.
+    // Upstream's permission layer reads a 9-byte header from every value without a length
+    // check: make shorter (raw, host-provisioned) values read as absent instead of a panic.
+    kv_store.set_min_value_len(capsules_extra::kv_store_permissions::HEADER_LENGTH);
     let _ = kv_store.mount();
     let kv_permissions = components::kv::KVStorePermissionsComponent::new(kv_store)
         .finalize(components::kv_store_permissions_component_static!(KvStore));

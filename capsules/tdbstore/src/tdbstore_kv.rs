@@ -224,10 +224,20 @@ pub struct TdbStoreKv<'a, F: NorFlash<'a>> {
     finished: OptionalCell<Result<Outcome, Error>>,
     /// The engine may have background work (erase ahead, compaction of a torn tail).
     maintenance_due: Cell<bool>,
+    /// Values shorter than this read as absent (see [`TdbStoreKv::set_min_value_len`]).
+    min_value_len: Cell<usize>,
     deferred_call: DeferredCall,
 }
 
 impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
+    /// Makes values shorter than `len` read as absent (`NOSUPPORT`). Boards that put
+    /// upstream's `KVStorePermissions` on top pass its `HEADER_LENGTH`: that layer indexes its
+    /// 9-byte header without a length check, so a shorter value written by a host tool or a
+    /// kernel client would otherwise panic the kernel when an app reads it.
+    pub fn set_min_value_len(&self, len: usize) {
+        self.min_value_len.set(len);
+    }
+
     /// A capsule over `flash` with the engine `store` (built over the board's static work
     /// buffer and index, with [`engine_geometry`] of `flash.geometry()`), or the reason it
     /// could not be built. `flash_buf` must be at least as long as the engine's work buffer;
@@ -262,6 +272,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             value: MapCell::empty(),
             finished: OptionalCell::empty(),
             maintenance_due: Cell::new(false),
+            min_value_len: Cell::new(0),
             deferred_call: DeferredCall::new(),
         }
     }
@@ -642,6 +653,10 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             self.maintenance_due.set(true);
         }
         let result = match (op, r) {
+            (UserOp::Get, Ok(Outcome::Value { size, .. })) if (size as usize) < self.min_value_len.get() => {
+                self.value.map(|v| v.slice(..0));
+                Err(ErrorCode::NOSUPPORT)
+            }
             (UserOp::Get, Ok(Outcome::Value { size, copied, .. })) => {
                 self.value.map(|v| v.slice(..copied as usize));
                 if copied < size {

@@ -38,9 +38,11 @@ fn id(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
 }
 
-/// The TDBStore capsule and upstream's permission layer and mux over `hil`, mounted.
+/// The TDBStore capsule and upstream's permission layer and mux over `hil`, mounted, wired
+/// as the boards wire it.
 fn stack(hil: &'static SimHil) -> &'static Mux {
     let kv = capsule::<32, 512, 512>(hil);
+    kv.set_min_value_len(HEADER_LENGTH);
     let header: &'static mut [u8; HEADER_LENGTH] = Box::leak(Box::new([0; HEADER_LENGTH]));
     let perms: &'static Perms = Box::leak(Box::new(KVStorePermissions::new(kv, header)));
     kv.set_client(perms);
@@ -253,4 +255,20 @@ fn stored_values_carry_upstreams_header_inside_the_raw_value() {
     // The kernel-side API (a new capsule over the same flash) sees the raw value.
     let raw = Rig::unmounted(hil);
     assert_eq!(raw.value(b"k"), Ok(vec![0, 1, 0, 0, 0, 7, 0, 0, 0, b'v']));
+}
+
+#[test]
+fn a_raw_value_shorter_than_the_permission_header_reads_as_absent_not_a_panic() {
+    let _g = setup();
+    let hil = SimHil::new(FlashSim::new(GEOMETRY));
+    // A host tool or kernel client stores a 2-byte raw value (no permission header).
+    let direct = Rig::unmounted(hil);
+    assert_eq!(direct.set(b"short", b"ab"), Done::Set(Ok(())));
+    // Through the permission layer (which would index 9 header bytes), it is simply absent.
+    let mux = stack(hil);
+    let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
+    assert!(denied(app.get(b"short")));
+    // And an app may create the key afresh.
+    assert_eq!(app.set(b"short", b"mine"), Done::Set(Ok(())));
+    assert_eq!(app.get(b"short"), Done::Get(Ok(()), b"mine".to_vec()));
 }

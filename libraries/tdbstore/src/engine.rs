@@ -646,7 +646,10 @@ impl Find {
             FindStage::AwaitHeader => {
                 ev.result(IoKind::Read)?;
                 match c.lay.parse_header(&c.work[..c.io_len]) {
-                    Some(h) if h.key_len as usize == kl && c.lay.record_extent(off(c, self.pos), &h).is_some() => {
+                    Some(h)
+                        if h.key_len as usize == kl
+                            && c.lay.record_extent(off(c, self.pos), &h).is_some() =>
+                    {
                         self.stage = FindStage::AwaitKey(h);
                         let at = off(c, self.pos) + c.lay.body_offset;
                         return c.read(Area::Active, at, kl as u32);
@@ -1216,8 +1219,10 @@ impl Compact {
                     match rr.poll(c, ev) {
                         Pending => return Pending,
                         Ready(Ok((_, size))) => {
-                            self.st =
-                                CState::Room { size, e: EnsureErased::new(Area::Standby, c.room_for(self.to + size)) };
+                            self.st = CState::Room {
+                                size,
+                                e: EnsureErased::new(Area::Standby, c.room_for(self.to + size)),
+                            };
                         }
                         Ready(Err(
                             Error::Corrupt | Error::Io(IoKind::Read, IoError::Ecc | IoError::Other),
@@ -1534,7 +1539,11 @@ enum FState {
     Start,
     /// `step` 0 erases the area that is not the store (so a cut leaves the old store), 1 the
     /// other; then area 0 gets master version 1.
-    AwaitErase { first: u8, step: u8, off: u32 },
+    AwaitErase {
+        first: u8,
+        step: u8,
+        off: u32,
+    },
     Master(WriteMaster),
 }
 

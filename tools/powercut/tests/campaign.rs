@@ -92,7 +92,6 @@ fn a_double_program_is_caught() {
     assert!(r.by_check.get("double-program").copied().unwrap_or(0) > 0, "{r:?}");
 }
 
-
 /// The test budget with no tolerance for known engine bugs.
 #[test]
 fn quick_campaign_strict() {
