@@ -4,10 +4,10 @@
 //! Links the kernel with `layout.ld` (which includes Tock's `tock_kernel_layout.ld`).
 //!
 //! With the board's `.cargo/config.toml` in effect (builds from this directory, e.g. the
-//! Makefile) Tock's default script does everything and checks the flags. A build started from
-//! the workspace root does not read that file; the target is still right (`forced-target`),
-//! and the target's defaults already are rust-lld and static relocation, so this script adds
-//! the remaining link flags of `tock_flags.toml` itself.
+//! Makefile) Tock's default script does everything and checks the flags. A build started
+//! elsewhere with `--target thumbv7em-none-eabi` does not read that file; the target's
+//! defaults already are rust-lld and static relocation, so this script adds the remaining link
+//! flags of `tock_flags.toml` itself.
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(cfg_tock_buildflagssentinel)");
