@@ -375,17 +375,19 @@ impl fmt::Display for ImageError {
 
 impl std::error::Error for ImageError {}
 
-/// SplitMix64: a tiny deterministic PRNG for torn contents.
-struct Rng(u64);
+/// SplitMix64: the one tiny deterministic PRNG of the host tools (torn contents here; the
+/// benchmark and power-cut workloads too), so every run is reproducible from its seed.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
 
-impl Rng {
-    fn new(seed: u64, index: u64, addr: u32) -> Rng {
-        let mut r = Rng(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(addr) << 17));
-        r.next();
-        r
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -393,8 +395,33 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..n` (`n > 0`; the modulo bias does not matter for these uses).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below((hi - lo + 1) as u64) as usize
+    }
+
+    /// Fills `out` with random bytes.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let r = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
+
+    /// The generator for the torn contents of one unit or sector of one operation.
+    fn for_tear(seed: u64, index: u64, addr: u32) -> Self {
+        let mut r = SplitMix64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(addr) << 17));
+        r.next_u64();
+        r
+    }
+
     fn byte(&mut self) -> u8 {
-        self.next().to_le_bytes()[0]
+        self.next_u64().to_le_bytes()[0]
     }
 }
 
@@ -553,7 +580,7 @@ impl FlashSim {
         if cut.is_some() {
             // Torn unit: each bit to be cleared may or may not have been.
             let u = first + done;
-            let mut rng = Rng::new(self.seed, index, (u * ps) as u32);
+            let mut rng = SplitMix64::for_tear(self.seed, index, (u * ps) as u32);
             let chunk = &data[done * ps..(done + 1) * ps];
             for (c, d) in self.data[u * ps..(u + 1) * ps].iter_mut().zip(chunk) {
                 *c &= d | rng.byte();
@@ -612,10 +639,10 @@ impl FlashSim {
     fn tear_sector(&mut self, s: u32, index: u64) {
         let (es, ps) = (self.geometry.erase_size as usize, self.geometry.program_size as usize);
         let s = s as usize;
-        let mut rng = Rng::new(self.seed, index, (s * es) as u32);
+        let mut rng = SplitMix64::for_tear(self.seed, index, (s * es) as u32);
         for u in s * es / ps..(s + 1) * es / ps {
             let cells = &mut self.data[u * ps..(u + 1) * ps];
-            match rng.next() % 3 {
+            match rng.next_u64() % 3 {
                 0 => {
                     cells.fill(self.geometry.erase_value);
                     self.units[u] = UnitState::Erased;

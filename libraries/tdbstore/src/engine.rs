@@ -2210,7 +2210,7 @@ impl<'w> Store<'w> {
             }
             // `waiting`: Some(0) for a header read, Some(key length) for a key read. Keys are
             // read by their own length, never past the record.
-            Machine::Next { pos, out_len, waiting } => loop {
+            Machine::Next { pos, out_len, waiting } => {
                 match waiting.take() {
                     Some(0) => {
                         ev.result(IoKind::Read)?;
@@ -2242,8 +2242,8 @@ impl<'w> Store<'w> {
                 };
                 *waiting = Some(0);
                 let hl = c.lay.header_len();
-                return c.read(Area::Active, e.offset, hl);
-            },
+                c.read(Area::Active, e.offset, hl)
+            }
             Machine::Deliver { copied, outcome, waiting } => {
                 if *waiting {
                     ev.result(IoKind::Deliver)?;

@@ -10,7 +10,6 @@
 pub mod flash;
 pub mod plot;
 pub mod report;
-pub mod rng;
 pub mod stores;
 pub mod workload;
 
@@ -192,7 +191,11 @@ fn run_backend<B: Backend>(
         let mut row = workload::run(b, w, cfg.updates);
         // A sector's erase count moves in whole steps, so a projection from a short run can be
         // off by a whole cycle. Stores fast enough get a longer run for the projection alone.
-        if w == Workload::Stats && cfg.lifetime_updates > cfg.updates && row.failures == 0 && row.host_cpu_s < 2.0 {
+        if w == Workload::Stats
+            && cfg.lifetime_updates > cfg.updates
+            && row.failures == 0
+            && row.host_cpu_s < 2.0
+        {
             progress(&format!("{} / {} (lifetime, {} updates)", b.id().id(), w.name(), cfg.lifetime_updates));
             let long = workload::run(b, w, cfg.lifetime_updates);
             if long.failures == 0 {

@@ -108,7 +108,10 @@ impl EngineBackend {
             StoreId::TdbstoreCompact => EngineBackend {
                 id,
                 maintain: true,
-                options: StoreOptions { record_format: tdbstore::format::RecordFormat::Compact, ..maintained },
+                options: StoreOptions {
+                    record_format: tdbstore::format::RecordFormat::Compact,
+                    ..maintained
+                },
             },
             _ => EngineBackend { id: StoreId::Tdbstore, maintain: false, options: StoreOptions::default() },
         }

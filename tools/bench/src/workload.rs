@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use crate::flash::{self, ENDURANCE};
 use crate::report::{MountRow, Row};
-use crate::rng::SplitMix64;
 use crate::stores::{Backend, Kv};
+use flash_sim::SplitMix64;
 
 /// Workload names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -12,7 +12,13 @@ fn is_engine(s: StoreId) -> bool {
 
 #[test]
 fn every_store_runs_and_the_engine_is_correct() {
-    let cfg = Config { updates: UPDATES, stores: StoreId::ALL.to_vec(), mount_keys: 40, mount_full: false, lifetime_updates: 0 };
+    let cfg = Config {
+        updates: UPDATES,
+        stores: StoreId::ALL.to_vec(),
+        mount_keys: 40,
+        mount_full: false,
+        lifetime_updates: 0,
+    };
     let report = run(&cfg, &mut |_| {});
 
     assert_eq!(report.rows.len(), 2 * StoreId::ALL.len(), "a stats and a mixed row per store");

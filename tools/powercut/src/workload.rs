@@ -7,6 +7,7 @@
 //! [`all`] builds the standard list for a configuration; values and sequences are derived
 //! from fixed seeds, so every run of the campaign is the same.
 
+use flash_sim::SplitMix64;
 use tdbstore::{REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
 
 use crate::config::Config;
@@ -30,34 +31,15 @@ pub struct Workload {
     pub cut_mount: bool,
 }
 
-/// SplitMix64: the campaign's deterministic randomness.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x7064_6362_7573_7421)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
+/// The campaign's deterministic randomness: SplitMix64 with the campaign's own salt, so its
+/// streams differ from the benchmark's for the same seed.
+fn rng(seed: u64) -> SplitMix64 {
+    SplitMix64::new(seed ^ 0x7064_6362_7573_7421)
 }
 
 /// `len` pseudo-random bytes from `seed`.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     (0..len).map(|_| r.next_u64() as u8).collect()
 }
 
@@ -163,7 +145,7 @@ pub fn random(cfg: &Config, seed: u64, steps: usize) -> Workload {
                 .map(|(k, e)| lay.record_size(k.len() as u32, e.value.len() as u32).unwrap_or(0))
                 .sum::<u32>()
     };
-    let mut r = Rng::new(seed);
+    let mut r = rng(seed);
     let max_len = (cfg.area_size() as u64 / 24).min(700);
     let mut op = Vec::new();
     let names: Vec<String> = (0..10).map(|i| format!("rnd-{i}")).collect();
