@@ -1,79 +1,73 @@
 #!/usr/bin/env bash
-# Installs what a make target needs, pinned, and says what it does. Idempotent.
-#   setup.sh host   <toolchain>
-#   setup.sh kernel <toolchain>
-#   setup.sh apps   <toolchain> <elf2tab version> <tockloader version>
-#   setup.sh qemu
+# Installs what a make target needs, pinned, and says what it does. Idempotent: nothing that
+# is already there is installed again.
+#   setup.sh rust [DIR...]   Rust toolchains, components and targets: from the repository's
+#                            rust-toolchain.toml files (all, or those of DIRs) and the targets
+#                            its builds name (rust_toolchains.py: the one list)
+#   setup.sh tools           elf2tab and tockloader, at the versions pinned below
+#   setup.sh qemu            qemu-system-riscv32 (Debian's qemu-system-misc, when root)
+#   setup.sh apt CMD PKG     the Debian package PKG when CMD is missing (root), else say so
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# Host tools the app and board builds use; the only place their versions are named.
+ELF2TAB_VERSION=0.13.0
+TOCKLOADER_VERSION=1.19.0
+# elf2tab is built with the apps' toolchain (stable), which `rust` installs.
+TOOLS_TOOLCHAIN=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' apps/rust-toolchain.toml)
+
 say() { echo "setup: $*"; }
 
-need_rustup() {
-    if ! command -v rustup >/dev/null; then
-        echo "setup: rustup is required (https://rustup.rs); install it and re-run" >&2
-        exit 1
+# Installs Debian package $2 when command $1 is missing; 1 (and says why) when it can't.
+apt_install() {
+    command -v "$1" >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing $2 (apt-get install $2) for $1"
+        [ -n "${APT_UPDATED:-}" ] || apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+        command -v "$1" >/dev/null && return 0
     fi
-}
-
-toolchain() { # <toolchain> [components...] -- [targets...]
-    local tc=$1; shift
-    local comps=() targets=() seen_sep=0
-    for a in "$@"; do
-        if [ "$a" = "--" ]; then seen_sep=1; continue; fi
-        if [ $seen_sep = 0 ]; then comps+=("$a"); else targets+=("$a"); fi
-    done
-    need_rustup
-    if ! rustup toolchain list | grep -q "^$tc"; then
-        say "installing Rust toolchain $tc"
-        rustup toolchain install "$tc" --profile minimal
-    fi
-    local have_c have_t
-    have_c=$(rustup component list --toolchain "$tc" --installed 2>/dev/null || true)
-    for c in "${comps[@]}"; do
-        grep -q "^$c" <<<"$have_c" || { say "adding component $c to $tc"; rustup component add --toolchain "$tc" "$c"; }
-    done
-    have_t=$(rustup target list --toolchain "$tc" --installed 2>/dev/null || true)
-    for t in "${targets[@]}"; do
-        grep -qx "$t" <<<"$have_t" || { say "adding target $t to $tc"; rustup target add --toolchain "$tc" "$t"; }
-    done
+    echo "setup: $1 is missing and this is not a root shell with apt-get; install it (Debian package: $2)" >&2
+    return 1
 }
 
 case "${1:-}" in
-host)
-    toolchain "$2" clippy rustfmt
+rust)
+    shift
+    python3 tools/scripts/rust_toolchains.py install "$@"
     ;;
-kernel)
-    toolchain "$2" rust-src llvm-tools clippy rustfmt -- thumbv7em-none-eabihf riscv32imac-unknown-none-elf
-    ;;
-apps)
-    toolchain "$2" rust-src llvm-tools -- thumbv7em-none-eabihf riscv32imac-unknown-none-elf
-    if ! elf2tab --version 2>/dev/null | grep -q "$3"; then
-        say "installing elf2tab $3 (cargo install)"
-        cargo +"$2" install --locked --quiet elf2tab --version "$3"
+tools)
+    python3 tools/scripts/rust_toolchains.py install apps
+    if ! elf2tab --version 2>/dev/null | grep -q "$ELF2TAB_VERSION"; then
+        say "installing elf2tab $ELF2TAB_VERSION (cargo install)"
+        cargo +"$TOOLS_TOOLCHAIN" install --locked --quiet elf2tab --version "$ELF2TAB_VERSION"
     fi
-    if ! tockloader --version 2>/dev/null | grep -q "$4"; then
-        say "installing tockloader $4 (pip)"
-        python3 -m pip install --quiet "tockloader==$4" \
-            || python3 -m pip install --quiet --break-system-packages "tockloader==$4"
+    if ! tockloader --version 2>/dev/null | grep -q "$TOCKLOADER_VERSION"; then
+        say "installing tockloader $TOCKLOADER_VERSION (pip)"
+        python3 -m pip install --quiet "tockloader==$TOCKLOADER_VERSION" \
+            || python3 -m pip install --quiet --break-system-packages "tockloader==$TOCKLOADER_VERSION"
     fi
     ;;
 qemu)
-    if command -v qemu-system-riscv32 >/dev/null; then
-        exit 0
-    fi
+    # Debian 12 has QEMU 7.2 (qemu-system-misc), Debian 13 and bookworm-backports 10.x, where
+    # RISC-V moved to its own package (qemu-system-riscv): both are supported (the emulated
+    # board asks QEMU which ePMP property it has).
+    command -v qemu-system-riscv32 >/dev/null && exit 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing QEMU (apt-get install qemu-system-misc)"
         apt-get update -qq
-        # bookworm-backports has QEMU 10; plain bookworm has 7.2. Both are supported.
-        apt-get install -y -qq qemu-system-misc >/dev/null
-    else
-        echo "setup: qemu-system-riscv32 is missing and this is not a root shell with apt; install QEMU (Debian: qemu-system-misc) to run the emulated board" >&2
-        exit 1
+        export APT_UPDATED=1
+        if apt-cache show qemu-system-riscv >/dev/null 2>&1; then
+            say "installing qemu-system-riscv (apt-get)"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-riscv >/dev/null || true
+        fi
     fi
+    apt_install qemu-system-riscv32 qemu-system-misc
+    ;;
+apt)
+    apt_install "$2" "$3"
     ;;
 *)
-    echo "usage: $0 host|kernel|apps|qemu ..." >&2
+    echo "usage: $0 rust [DIR...] | tools | qemu | apt CMD PACKAGE" >&2
     exit 2
     ;;
 esac

@@ -4,14 +4,16 @@
 """Running the emulated board: flash images, app images, QEMU boots. Python 3 stdlib only.
 
 Used by the Makefile (`make run`, `make listen`) and by `run_e2e.py`. The QEMU machine flags
-(kernel, ePMP property for the installed QEMU, VirtIO) come from the Makefile in one string,
-`--qemu`; this file adds the apps, the key-value flash and the console.
+(kernel, VirtIO) come from the Makefile in one string, `--qemu`; this file adds the ePMP
+property this QEMU has, the apps, the key-value flash and the console, and checks that QEMU
+starts at all before a run, so a QEMU that cannot start is reported as such.
 
     qemu.py kv-image  <kv.img>                          create the 0xFF-filled pflash file once
     qemu.py app-image [--tockloader T] <apps.bin> <tab>...             tockloader places the apps; QEMU loads
                                                         the result at APP_ADDRESS
     qemu.py run    --qemu "<flags>" --apps <apps.bin> --kv <kv.img> [--timeout S]
     qemu.py listen --qemu "<flags>" --apps <apps.bin> --kv <kv.img> [--link /dev/ttyUSB...]
+    qemu.py epmp   [--qemu-binary qemu-system-riscv32]  print this QEMU's ePMP property name
 """
 
 import argparse
@@ -83,13 +85,77 @@ def app_image(out, tabs, tockloader="tockloader", quiet=True):
     return p.stdout
 
 
+# The kernel turns on ePMP (MML/MMWP). QEMU 8.2 and later name the CPU property `smepmp`;
+# older ones (Debian 12's 7.2) `x-epmp`, which QEMU 10 rejects. Neither version answers the
+# same way when asked to list CPU properties, so each name is tried on a paused QEMU.
+EPMP_PROPERTIES = ("smepmp", "x-epmp")
+_epmp = {}
+
+
+class QemuDidNotStart(SystemExit):
+    """QEMU itself refused to start (bad flag, property, file): not something the kernel did."""
+
+
+def qemu_starts(args):
+    """Starts QEMU paused with `args` (binary first), quits it through the monitor, and
+    returns (accepted, QEMU's last message)."""
+    cmd = list(args) + ["-S", "-display", "none", "-monitor", "stdio"]
+    if "-serial" not in args:
+        cmd += ["-serial", "none"]
+    try:
+        p = subprocess.run(cmd, input="quit\n", capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        return False, f"{args[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return False, f"{args[0]}: did not quit within 60 s when started paused"
+    lines = [l.strip() for l in (p.stderr + p.stdout).splitlines() if l.strip().startswith(os.path.basename(args[0]))]
+    return p.returncode == 0, (lines[-1] if lines else f"exit status {p.returncode}")
+
+
+def epmp_property(binary):
+    """The ePMP property name this QEMU accepts (cached per binary)."""
+    if binary not in _epmp:
+        errors = []
+        for prop in EPMP_PROPERTIES:
+            ok, msg = qemu_starts([binary, "-machine", "virt", "-bios", "none", "-nodefaults",
+                                   "-global", f"driver=riscv-cpu,property={prop},value=true"])
+            if ok:
+                _epmp[binary] = prop
+                break
+            errors.append(f"{prop}: {msg}")
+        else:
+            raise QemuDidNotStart(f"qemu: {binary} accepts none of the ePMP properties the kernel needs "
+                                  f"({'; '.join(errors)}); QEMU 7.2 and 10.x are supported")
+    return _epmp[binary]
+
+
+def qemu_version(binary):
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return "not installed"
+    m = re.search(r"version (\S+)", out)
+    return m.group(1) if m else "unknown"
+
+
 def qemu_command(qemu_flags, apps, kv, console):
-    """The full command line: machine flags, apps, key-value flash, console."""
+    """The full command line: machine flags, ePMP, apps, key-value flash, console."""
     cmd = shlex.split(qemu_flags)
+    cmd[1:1] = ["-global", f"driver=riscv-cpu,property={epmp_property(cmd[0])},value=true"]
     if apps:
         cmd += ["-device", f"loader,file={apps},addr={APP_ADDRESS:#x}"]
     cmd += ["-drive", f"if=pflash,unit=1,format=raw,file={kv}"]
     return cmd + console
+
+
+def preflight(qemu_flags, apps, kv):
+    """Raises QemuDidNotStart, with QEMU's own message, when QEMU would not start with these
+    flags and files; says which QEMU and ePMP property the run uses otherwise."""
+    cmd = qemu_command(qemu_flags, apps, kv, [])
+    ok, msg = qemu_starts(cmd)
+    if not ok:
+        raise QemuDidNotStart(f"qemu: QEMU did not start ({msg}); the kernel never ran")
+    return f"QEMU {qemu_version(cmd[0])} (ePMP property: {epmp_property(cmd[0])})"
 
 
 class Boot:
@@ -157,6 +223,7 @@ def boot(qemu_flags, apps, kv, timeout=60.0, on_line=None, echo=None):
 
 def run(args):
     """`make run`: boot with the console on this terminal until the kernel ends the run."""
+    print(preflight(args.qemu, args.apps, args.kv) + f"; store: {args.kv}", flush=True)
     cmd = qemu_command(args.qemu, args.apps, args.kv, ["-nographic", "-monitor", "none", "-serial", "stdio"])
     print("qemu:", " ".join(shlex.quote(c) for c in cmd), flush=True)
     print("(the kernel ends the run when every app has exited; Ctrl-C stops it earlier)", flush=True)
@@ -173,6 +240,7 @@ def run(args):
         p.wait()
         return 130
     if status != 0:
+        # QEMU started (preflight), so a failure status is the kernel's: src/shutdown.rs.
         print(f"qemu: exit status {status} (1: a process faulted or the kernel panicked)", flush=True)
     return status
 
@@ -210,6 +278,7 @@ def listen(args):
     if not sys.stdin.isatty():
         print("make listen: tockloader listen needs a terminal (run it from an interactive shell)", file=sys.stderr)
         return 2
+    print(preflight(args.qemu, args.apps, args.kv) + f"; store: {args.kv}", flush=True)
     workdir = tempfile.mkdtemp(prefix="qemu-kv-")
     sock = os.path.join(workdir, "monitor.sock")
     cmd = qemu_command(args.qemu, args.apps, args.kv,
@@ -311,7 +380,12 @@ def main():
         r.add_argument("--timeout", type=float, default=120)
         r.add_argument("--tockloader", default="tockloader")
         r.add_argument("--link", default="/dev/ttyUSB-qemu-kv")
+    e = sub.add_parser("epmp")
+    e.add_argument("--qemu-binary", default="qemu-system-riscv32")
     args = ap.parse_args()
+    if args.cmd == "epmp":
+        print(epmp_property(args.qemu_binary))
+        return 0
     if args.cmd == "kv-image":
         if kv_image(args.path):
             print(f"kv-image: created {args.path} ({PFLASH_BANK_SIZE} bytes of 0xFF: an erased pflash bank)")

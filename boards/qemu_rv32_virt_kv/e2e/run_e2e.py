@@ -390,6 +390,10 @@ def main():
 
     env = Env(args)
     r = Results()
+    # QEMU refusing to start is a set-up problem, reported once with QEMU's message, not as
+    # dozens of failed boots.
+    probe_kv = env.fresh_store("preflight")
+    print("NOTE: " + qemu.preflight(args.qemu, env.apps(), probe_kv), flush=True)
     start = time.monotonic()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     tests = [

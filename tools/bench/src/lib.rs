@@ -232,6 +232,7 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Report {
         stores: Vec::new(),
         rows: Vec::new(),
         mount: Vec::new(),
+        provenance: String::new(),
     };
     for id in StoreId::ALL.into_iter().chain(StoreId::REFERENCE).filter(|id| cfg.stores.contains(id)) {
         let r = match id {

@@ -40,6 +40,33 @@ struct Cli {
     out: PathBuf,
 }
 
+/// Which command and source produced the figures, so a reader can tell stale results: the
+/// command line, the commit, whether the tree had uncommitted changes, and the date (UTC).
+fn provenance() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = match git(&["status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)tools/bench/results"]) {
+        Some(s) if !s.is_empty() => " with uncommitted changes",
+        _ => "",
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = if args.is_empty() {
+        "`make bench` (`cargo run --release -p tdbstore-bench`)".to_string()
+    } else {
+        format!("`cargo run --release -p tdbstore-bench -- {}`", args.join(" "))
+    };
+    let date = git(&["log", "-1", "--format=%cd", "--date=format:%Y-%m-%d"]).unwrap_or_default();
+    format!("Produced by {command} at commit `{commit}`{dirty} (commit date {date}).")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let every: Vec<StoreId> = StoreId::ALL.into_iter().chain(StoreId::REFERENCE).collect();
@@ -57,7 +84,8 @@ fn main() -> ExitCode {
         .filter(|s| cli.only.is_empty() || cli.only.iter().any(|f| s.matches(f)))
         .collect();
     let cfg = Config { updates: if cli.quick { 10_000 } else { cli.updates }, stores, ..Config::default() };
-    let report = run(&cfg, &mut |what| eprintln!("running {what} ..."));
+    let mut report = run(&cfg, &mut |what| eprintln!("running {what} ..."));
+    report.provenance = provenance();
     let md = report.markdown();
     print!("{md}");
 

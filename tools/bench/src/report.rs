@@ -186,6 +186,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Mount-cost rows.
     pub mount: Vec<MountRow>,
+    /// What produced these figures: the command and the source commit (empty when unknown).
+    pub provenance: String,
 }
 
 fn fmt_opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
@@ -250,6 +252,9 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         s.push_str("# TDBStore benchmark\n\n");
+        if !self.provenance.is_empty() {
+            s.push_str(&format!("{}\n\n", self.provenance));
+        }
         s.push_str(&format!(
             "Flash: {}. Every store and workload starts on a fresh, erased device. {} updates per \
              workload. Latencies, mount time and lifetime are simulated device time; host CPU is \
