@@ -12,7 +12,7 @@ use core::panic::PanicInfo;
 use kernel::debug;
 use kernel::hil::led::LedLow;
 use stm32h7::gpio::{Pin, Port};
-use stm32h7::rcc::{ClockConfig, Rcc};
+use stm32h7::rcc::Rcc;
 use stm32h7::usart::{Usart, UsartPanicWriterConfig};
 
 /// Panic handler.
@@ -23,7 +23,9 @@ use stm32h7::usart::{Usart, UsartPanicWriterConfig};
 #[panic_handler]
 pub unsafe fn panic_fmt(info: &PanicInfo) -> ! {
     let rcc = Rcc::new();
-    let clocks = rcc.frequencies(ClockConfig::PORTENTA_H7.hse_hz);
+    // The board's HSE as decided at boot (27 MHz on beta boards), so the panic report comes
+    // out at the right baud rate on either.
+    let clocks = rcc.frequencies(crate::boot::board_hse_hz());
     let red = Pin::new(Port::K, 5, &rcc);
     let led = &LedLow::new(&red);
     let config = UsartPanicWriterConfig { kernel_clock_hz: clocks.pclk2, baud_rate: crate::CONSOLE_BAUD };

@@ -41,8 +41,9 @@ use stm32h7::chip::{Stm32h7, Stm32h747DefaultPeripherals};
 use stm32h7::flash::FLASH_BASE;
 use stm32h7::gpio::{Pin, Port, Speed};
 use stm32h7::pwr::Pwr;
-use stm32h7::rcc::{ClockConfig, Rcc};
+use stm32h7::rcc::Rcc;
 
+mod boot;
 /// Panic handler.
 pub mod io;
 mod kv_region;
@@ -52,9 +53,6 @@ const NUM_PROCS: usize = 4;
 
 /// Console baud rate (USART1, 8N1).
 pub const CONSOLE_BAUD: u32 = 115_200;
-
-/// The clock tree: Arduino's (25 MHz HSE bypass, PLL1 to 400 MHz).
-const CLOCKS: ClockConfig = ClockConfig::PORTENTA_H7;
 
 type ChipHw = Stm32h7<'static, Stm32h747DefaultPeripherals<'static>>;
 type AlarmHw = stm32h7::tim2::Tim2<'static>;
@@ -154,8 +152,10 @@ impl kernel::process::ProcessLoadingAsyncClient for PortentaH7 {
 /// (the `static_init!`s) is gone before the kernel loop runs.
 #[inline(never)]
 unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static ChipHw) {
-    // SAFETY: first thing after reset, interrupts still off; sets VTOR and turns the FPU off.
-    unsafe { stm32h7::init() };
+    // SAFETY: first thing in `main`, before any driver of the NVIC, MPU or SysTick exists:
+    // takes the core over from the bootloader (interrupts masked, MPU cleared, D-cache off,
+    // VTOR) and turns the FPU off.
+    let handoff = unsafe { stm32h7::init() };
     ChipHw::init();
 
     kernel::deferred_call::initialize_deferred_call_state::<<ChipHw as Chip>::ThreadIdProvider>();
@@ -164,6 +164,20 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     // ---------- CLOCKS ----------
     let rcc = static_init!(Rcc, Rcc::new());
     let pwr = Pwr::new();
+
+    // Boot stages on the RGB LED (boot.rs, the README's table): red = core taken over.
+    let red = static_init!(Pin<'static>, Pin::new(Port::K, 5, rcc));
+    let green = static_init!(Pin<'static>, Pin::new(Port::K, 6, rcc));
+    let blue = static_init!(Pin<'static>, Pin::new(Port::K, 7, rcc));
+    let rgb = boot::RgbLed { red, green, blue };
+    rgb.init();
+    rgb.show(boot::Stage::TookOver);
+
+    // The board's oscillator (25 MHz, or 27 MHz on beta boards) from the bootloader's
+    // information block, and what the bootloader left running, before anything changes.
+    let clock_plan = boot::clock_plan();
+    let (hse_ready, hse_bypass) = rcc.hse_state();
+    let clock_found = boot::ClockFound { sysclk: rcc.sysclk_source(), hse_ready, hse_bypass };
     // The 25 MHz MEMS oscillator runs while PH1 is high (Arduino's `enableOscillator`). The
     // bootloader may be clocking the chip from it already: latch the output high before the
     // pin becomes an output, so it never drives low.
@@ -171,8 +185,19 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     osc_enable.enable_clock();
     osc_enable.set();
     osc_enable.make_output();
-    let clock_setup = rcc.configure(&CLOCKS, &pwr);
-    let clocks = rcc.frequencies(CLOCKS.hse_hz);
+    let clock_outcome = match clock_plan.config {
+        Some(config) => match rcc.configure(&config, &pwr) {
+            Ok(()) => boot::ClockOutcome::Configured,
+            Err(e) => boot::ClockOutcome::Failed(e),
+        },
+        // Unknown oscillator: never guess (boot.rs); HSI is exact without it.
+        None => match rcc.switch_to_hsi() {
+            Ok(()) => boot::ClockOutcome::Refused,
+            Err(e) => boot::ClockOutcome::Failed(e),
+        },
+    };
+    let clocks = rcc.frequencies(boot::hse_hz(&clock_plan));
+    rgb.show(boot::Stage::ClocksSet);
 
     // ---------- PINS ----------
     // USART1: PA9 TX, PA10 RX, alternate function 7.
@@ -235,18 +260,19 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
         uart_mux,
         create_capability!(capabilities::SetDebugWriterCapability),
     )
-    .finalize(components::debug_writer_component_static!());
+    // 4 KiB (default 2): the boot report is about 1 KiB and must not be cut short.
+    .finalize(components::debug_writer_component_static!(4));
 
     // ---------- LEDS ----------
-    let red = static_init!(Pin<'static>, Pin::new(Port::K, 5, rcc));
-    let green = static_init!(Pin<'static>, Pin::new(Port::K, 6, rcc));
-    let blue = static_init!(Pin<'static>, Pin::new(Port::K, 7, rcc));
+    // The boot-stage pins, handed to apps once the kernel runs.
     let led = components::led::LedsComponent::new().finalize(components::led_component_static!(
         Led,
         LedLow::new(red),
         LedLow::new(green),
         LedLow::new(blue),
     ));
+    // The LED driver turned them off (LedLow::init): show the stage again.
+    rgb.show(boot::Stage::ClocksSet);
 
     // ---------- ALARM ----------
     let mux_alarm = components::alarm::AlarmMuxComponent::new(&peripherals.tim2)
@@ -284,21 +310,9 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
         .finalize(components::round_robin_component_static!(NUM_PROCS));
 
     // ---------- BOOT REPORT ----------
-    debug!("Arduino Portenta H7 (STM32H747, Cortex-M7), Tock kernel at 0x08040000.");
-    match clock_setup {
-        Ok(()) => {
-            debug!("Clocks: SYSCLK {} MHz, HCLK {} MHz.", clocks.sysclk / 1_000_000, clocks.hclk / 1_000_000)
-        }
-        Err(e) => {
-            debug!("Clock set-up failed ({:?}); running at SYSCLK {} MHz.", e, clocks.sysclk / 1_000_000)
-        }
-    }
-    debug!(
-        "Supply: {:?} (PWR_CR3 {:#x}, as the bootloader set it); D-cache {}.",
-        pwr.supply_config(),
-        pwr.cr3(),
-        if stm32h7::cpu::dcache_enabled() { "on" } else { "off" }
-    );
+    // Queued before the store's mount starts (below): what the bootloader left, what the
+    // kernel set, the clocks, then the region and geometry lines and the mount result.
+    boot::report(&handoff, &clock_plan, &clock_found, clock_outcome, &clocks, &pwr);
     let geometry = peripherals.flash.geometry();
     debug!("Key-value region: {:#010x}..{:#010x}.", kv_region.base(), kv_region.end());
     debug!(
@@ -318,6 +332,7 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     if let Err(e) = kv_store.mount() {
         debug!("tdbstore: mount not started: {:?}", e);
     }
+    rgb.show(boot::Stage::Running);
     let kv_permissions = components::kv::KVStorePermissionsComponent::new(kv_store)
         .finalize(components::kv_store_permissions_component_static!(KvStore));
     let kv_mux = components::kv::KVPermissionsMuxComponent::new(kv_permissions)

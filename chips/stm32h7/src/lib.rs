@@ -12,6 +12,7 @@
 //!   gpio     pins                          usart     USART1 console
 //!   tim2     alarm                         flash     nor_flash_hil::NorFlash (+ model tests)
 //!   cpu      barriers, D-cache, ECC-guarded copy
+//!   handoff  take-over from the bootloader    bootinfo  bootloader info block (HSE)
 //!        |
 //! arch/cortex-m7 (Tock)
 //! ```
@@ -24,11 +25,12 @@
 //!
 //! Everything here is built and the FLASH driver is tested against a register-level model
 //! (`flash::model`, host tests), but nothing has run on an STM32H747. To check on a board:
-//! - the bootloader's hand-off: whether it sets VTOR, leaves the D-cache on, leaves SYSCLK on
-//!   PLL1, which supply configuration it writes (the kernel prints PWR_CR3 and the D-cache
-//!   state at boot);
-//! - the clock set-up (HSE bypass after PH1, VOS1, PLL1 at 400 MHz, latency 4 with
-//!   WRHIGHFREQ left as found), hence the USART1 baud rate and the TIM2 tick;
+//! - the bootloader's hand-off state (VTOR, caches, MPU regions, PRIMASK/BASEPRI, SYSCLK
+//!   source, supply configuration): the kernel replaces it (`handoff`) and prints what it
+//!   found and what it set at boot, so the first board answers these questions;
+//! - the clock set-up (HSE bypass after PH1, VOS1, PLL1 at 400 MHz, LATENCY 4 and WRHIGHFREQ
+//!   2 from RM0399's table), hence the USART1 baud rate and the TIM2 tick; the 27 MHz set-up
+//!   for beta boards (399 MHz) has never met one;
 //! - the ECC-guarded read: that FAULTMASK + CCR.BFHFNMIGN turns the double-bit ECC bus error
 //!   into an ignored fault on this core (Zephyr's approach), and ECC_FA's word index;
 //! - program with PSIZE x32, the EOP/error interrupts, and the timings (there is no driver
@@ -38,10 +40,12 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
+pub mod bootinfo;
 pub mod chip;
 pub mod cpu;
 pub mod flash;
 pub mod gpio;
+pub mod handoff;
 pub mod nvic;
 pub mod pwr;
 pub mod rcc;
@@ -86,25 +90,30 @@ pub static BASE_VECTORS: [unsafe extern "C" fn(); 16] = [
 pub static IRQS: [unsafe extern "C" fn(); nvic::NUM_IRQS] = [CortexM7::GENERIC_ISR; nvic::NUM_IRQS];
 
 /// Early core set-up, before anything else in the board's `start`:
-/// - points VTOR at this kernel's vector table (the kernel is not at the flash base: the
-///   Arduino bootloader is, and whether it sets VTOR before jumping is not documented);
+/// - takes the core over from the Arduino bootloader ([`handoff::take_over`]: interrupts
+///   masked first, SysTick and NVIC reset, handler priorities, VTOR pointed at this kernel's
+///   vector table, MPU off and every region cleared, D-cache cleaned and off, I-cache on) and
+///   returns what it found and what it set, for the boot report;
 /// - disables the FPU, which the bootloader may leave on: Tock's Cortex-M context switch
 ///   saves no floating-point state, so a process using the FPU gets a clean UsageFault
 ///   instead of corrupting another's registers.
 ///
 /// # Safety
 ///
-/// Call once, first thing, with interrupts still disabled by the boot code.
-pub unsafe fn init() {
-    // SAFETY: BASE_VECTORS is this image's vector table, 16 entries followed by IRQS in the
+/// Call once, first thing in `main`, before any Tock driver of the NVIC, MPU or SysTick
+/// exists.
+pub unsafe fn init() -> handoff::Handoff {
+    // SAFETY: the boot code, once, before the chip's MPU/NVIC/SysTick drivers exist (the
+    // caller's contract).
+    let core = unsafe { handoff::mmio::CoreMmio::new() };
+    // BASE_VECTORS is this image's vector table, 16 entries followed by IRQS in the
     // `.vectors`/`.irqs` sections at the start of ROM (tock_kernel_layout.ld), aligned as
     // VTOR requires (ROM start, 0x0804_0000).
-    unsafe {
-        cortexm7::scb::set_vector_table_offset(BASE_VECTORS.as_ptr().cast::<()>());
-    }
+    let report = handoff::take_over(&core, BASE_VECTORS.as_ptr() as usize as u32);
     #[cfg(all(target_arch = "arm", target_os = "none"))]
     // SAFETY: clears CPACR.CP10/CP11; the kernel is built soft-float and uses no FP registers.
     unsafe {
         cortexm7::scb::disable_fpca();
     }
+    report
 }

@@ -173,6 +173,45 @@ impl ClockConfig {
         flash_latency: 4,
     };
 
+    /// The early (beta) Portenta H7 boards' 27 MHz oscillator (the bootloader's information
+    /// block says which a board has, `bootinfo`). 400 MHz is not reachable from 27 MHz with
+    /// integer dividers inside PLL1's limits, so: M=9 (3 MHz reference, PLL1RGE 2-4 MHz),
+    /// N=266 (wide VCO at 798 MHz), P=2 -> 399 MHz SYSCLK, HCLK 199.5 MHz; the UART and the
+    /// timer are programmed from the frequencies read back, so nothing else changes.
+    pub const PORTENTA_H7_27MHZ: ClockConfig = ClockConfig {
+        hse_hz: 27_000_000,
+        hse_bypass: true,
+        m: 9,
+        n: 266,
+        p: 2,
+        q: 10,
+        r: 2,
+        flash_latency: 4,
+    };
+
+    /// The Portenta set-up for an HSE of `hse_hz`, if there is one.
+    pub const fn for_hse(hse_hz: u32) -> Option<ClockConfig> {
+        match hse_hz {
+            25_000_000 => Some(ClockConfig::PORTENTA_H7),
+            27_000_000 => Some(ClockConfig::PORTENTA_H7_27MHZ),
+            _ => None,
+        }
+    }
+
+    /// HCLK (the AXI clock the flash runs at): SYSCLK / 2, the HPRE `configure` programs.
+    pub const fn hclk_hz(&self) -> u32 {
+        self.sysclk_hz() / 2
+    }
+
+    /// FLASH_ACR.WRHIGHFREQ for this set-up's AXI clock at VOS1 (`flash_access_vos1`), or 3
+    /// (the reset value, the slowest programming) if the clock is outside the table.
+    pub const fn wrhighfreq(&self) -> u32 {
+        match flash_access_vos1(self.hclk_hz()) {
+            Some(access) => access.wrhighfreq,
+            None => 3,
+        }
+    }
+
     /// PLL1 reference (HSE / M).
     pub const fn reference_hz(&self) -> u32 {
         self.hse_hz / self.m
@@ -206,6 +245,10 @@ impl ClockConfig {
             && vco <= 836_000_000
             && self.sysclk_hz() <= 400_000_000
             && self.flash_latency <= 7
+            && match flash_access_vos1(self.hclk_hz()) {
+                Some(access) => self.flash_latency >= access.min_latency,
+                None => false,
+            }
     }
 
     /// PLL1RGE for the reference frequency (RM0399 RCC_PLLCFGR).
@@ -221,6 +264,45 @@ impl ClockConfig {
             3
         }
     }
+}
+
+/// FLASH read latency and programming delay for one AXI clock (RM0399 §4.3.8, table "FLASH
+/// recommended number of wait states and programming delay").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlashAccess {
+    /// Smallest FLASH_ACR.LATENCY (wait states) allowed; more is always allowed.
+    pub min_latency: u32,
+    /// FLASH_ACR.WRHIGHFREQ (programming delay) for this clock.
+    pub wrhighfreq: u32,
+}
+
+/// RM0399's flash access table, VOS1 column (core 1.15-1.26 V, what `Rcc::configure`
+/// selects), by AXI clock: up to 70 MHz 0 WS / delay 0; 140 MHz 1 / 1; 185 MHz 2 / 1;
+/// 210 MHz 2 / 2; 225 MHz 3 / 2. Embassy's and ST's HAL H7 clock code use the same rows.
+/// `None` above 225 MHz (not allowed at VOS1).
+pub const fn flash_access_vos1(axi_hz: u32) -> Option<FlashAccess> {
+    let (min_latency, wrhighfreq) = match axi_hz {
+        0..=70_000_000 => (0, 0),
+        70_000_001..=140_000_000 => (1, 1),
+        140_000_001..=185_000_000 => (2, 1),
+        185_000_001..=210_000_000 => (2, 2),
+        210_000_001..=225_000_000 => (3, 2),
+        _ => return None,
+    };
+    Some(FlashAccess { min_latency, wrhighfreq })
+}
+
+/// SYSCLK source (RCC_CFGR.SWS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysclkSource {
+    /// HSI (64 MHz / HSIDIV): the reset source.
+    Hsi,
+    /// CSI.
+    Csi,
+    /// HSE.
+    Hse,
+    /// PLL1 P output.
+    Pll1,
 }
 
 /// Why the clock set-up gave up (the system then runs from HSI).
@@ -402,7 +484,9 @@ impl Rcc {
             return Err(ClockError::PllTimeout);
         }
 
-        if !crate::flash::mmio::set_read_latency(config.flash_latency) {
+        // LATENCY and WRHIGHFREQ together, from the table, before the clock rises: the
+        // reset WRHIGHFREQ (3) is not the table's value for this AXI clock.
+        if !crate::flash::mmio::set_access(config.flash_latency, config.wrhighfreq()) {
             return Err(ClockError::FlashLatency);
         }
 
@@ -418,6 +502,49 @@ impl Rcc {
             return Err(ClockError::SwitchTimeout);
         }
         Ok(())
+    }
+
+    /// Runs SYSCLK from HSI (RM0399 RCC "System clock (sys_ck)"), leaving the PLLs and the
+    /// prescalers as they are. Used when the board's HSE is not known: whatever the
+    /// bootloader derived from HSE then no longer clocks the kernel, and `frequencies` is
+    /// exact without knowing HSE.
+    pub fn switch_to_hsi(&self) -> Result<(), ClockError> {
+        let r = &*self.registers;
+        r.cr.modify(CR::HSION::SET);
+        if !wait_until(|| r.cr.is_set(CR::HSIRDY)) {
+            return Err(ClockError::HsiTimeout);
+        }
+        r.cfgr.modify(CFGR::SW::Hsi);
+        if !wait_until(|| r.cfgr.read(CFGR::SWS) == CFGR::SWS::Hsi.value) {
+            return Err(ClockError::SwitchTimeout);
+        }
+        // The programming delay follows the clock down (RM0399 §4.3.8 table; VOS1, which the
+        // bootloader needed for its 400 MHz). The latency is kept: more wait states than the
+        // table's minimum are always allowed.
+        let hclk = self.frequencies(0).hclk;
+        if let Some(access) = flash_access_vos1(hclk) {
+            let latency = crate::flash::mmio::access_control() & 0xF;
+            if !crate::flash::mmio::set_access(latency.max(access.min_latency), access.wrhighfreq) {
+                return Err(ClockError::FlashLatency);
+            }
+        }
+        Ok(())
+    }
+
+    /// The SYSCLK source now (RCC_CFGR.SWS): read before `configure` it is what the
+    /// bootloader left.
+    pub fn sysclk_source(&self) -> SysclkSource {
+        match self.registers.cfgr.read(CFGR::SWS) {
+            1 => SysclkSource::Csi,
+            2 => SysclkSource::Hse,
+            3 => SysclkSource::Pll1,
+            _ => SysclkSource::Hsi,
+        }
+    }
+
+    /// Whether HSE is on and ready, and in bypass mode (RCC_CR.HSERDY, HSEBYP).
+    pub fn hse_state(&self) -> (bool, bool) {
+        (self.registers.cr.is_set(CR::HSERDY), self.registers.cr.is_set(CR::HSEBYP))
     }
 
     /// The frequencies actually running, computed from the registers. `hse_hz` is the
@@ -461,5 +588,47 @@ impl Rcc {
 impl Default for Rcc {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_access_table_rows() {
+        assert_eq!(flash_access_vos1(64_000_000), Some(FlashAccess { min_latency: 0, wrhighfreq: 0 }));
+        assert_eq!(flash_access_vos1(140_000_000), Some(FlashAccess { min_latency: 1, wrhighfreq: 1 }));
+        assert_eq!(flash_access_vos1(185_000_000), Some(FlashAccess { min_latency: 2, wrhighfreq: 1 }));
+        assert_eq!(flash_access_vos1(200_000_000), Some(FlashAccess { min_latency: 2, wrhighfreq: 2 }));
+        assert_eq!(flash_access_vos1(225_000_000), Some(FlashAccess { min_latency: 3, wrhighfreq: 2 }));
+        assert_eq!(flash_access_vos1(240_000_000), None);
+    }
+
+    #[test]
+    fn portenta_setups_are_valid_and_set_wrhighfreq_2() {
+        let c = ClockConfig::PORTENTA_H7;
+        assert!(c.is_valid());
+        assert_eq!((c.sysclk_hz(), c.hclk_hz(), c.wrhighfreq()), (400_000_000, 200_000_000, 2));
+        let b = ClockConfig::PORTENTA_H7_27MHZ;
+        assert!(b.is_valid());
+        assert_eq!((b.sysclk_hz(), b.hclk_hz(), b.wrhighfreq()), (399_000_000, 199_500_000, 2));
+        assert_eq!(b.reference_hz() as u64 * b.n as u64, 798_000_000);
+    }
+
+    #[test]
+    fn the_25mhz_setup_on_a_27mhz_board_would_be_refused() {
+        // What the issue describes: 27 MHz through Arduino's dividers.
+        let wrong = ClockConfig { hse_hz: 27_000_000, ..ClockConfig::PORTENTA_H7 };
+        assert!(!wrong.is_valid(), "VCO 864 MHz and SYSCLK 432 MHz are over the limits");
+        let too_few_wait_states = ClockConfig { flash_latency: 1, ..ClockConfig::PORTENTA_H7 };
+        assert!(!too_few_wait_states.is_valid());
+    }
+
+    #[test]
+    fn setups_by_hse() {
+        assert_eq!(ClockConfig::for_hse(25_000_000), Some(ClockConfig::PORTENTA_H7));
+        assert_eq!(ClockConfig::for_hse(27_000_000), Some(ClockConfig::PORTENTA_H7_27MHZ));
+        assert_eq!(ClockConfig::for_hse(16_000_000), None);
     }
 }
