@@ -62,37 +62,95 @@ impl Geometry {
         (self.size / self.erase_size / 2) * self.erase_size
     }
 
-    /// Checks that the engine can run on this geometry.
+    /// Largest program unit the engine serves (and the largest read unit, which divides it).
+    pub const MAX_PROGRAM_SIZE: u32 = 256;
+    /// Largest area (half the region) the engine serves.
+    pub const MAX_AREA_SIZE: u32 = 1 << 30;
+
+    /// Checks that the engine can serve this geometry; the error names the field to change.
+    ///
+    /// Accepted, and served correctly (the model tests and the power-cut campaign run a
+    /// matrix of read units 1..32, program units 1..256, 4 KiB and 128 KiB sectors):
+    /// - `read_size`, `program_size`, `erase_size`: powers of two with
+    ///   `read_size <= program_size <= erase_size` (so each divides the next), and
+    ///   `program_size <= 256` ([`Geometry::MAX_PROGRAM_SIZE`]);
+    /// - `size`: two areas of whole sectors (an odd last sector and any remainder are unused),
+    ///   each at most 1 GiB, and large enough to hold the reserved area, the master record
+    ///   and one record with the longest key ([`crate::format::MAX_KEY_LEN`]) below the
+    ///   log limit ([`crate::format::Layout::log_limit`]);
+    /// - `erase_value`: any byte.
     pub fn validate(&self) -> Result<(), GeometryError> {
+        use GeometryError as E;
         let g = self;
-        if g.read_size == 0 || g.program_size == 0 || g.erase_size == 0 {
-            return Err(GeometryError::ZeroUnit);
+        let units =
+            [("read_size", g.read_size), ("program_size", g.program_size), ("erase_size", g.erase_size)];
+        for (field, v) in units {
+            if v == 0 {
+                return Err(E::Zero(field));
+            }
+            if !v.is_power_of_two() {
+                return Err(E::NotPowerOfTwo(field));
+            }
         }
-        if !g.program_size.is_multiple_of(g.read_size) || !g.erase_size.is_multiple_of(g.program_size) {
-            return Err(GeometryError::UnitsNotNested);
+        if g.read_size > g.program_size || g.program_size > g.erase_size {
+            return Err(E::UnitsNotNested);
         }
-        if g.area_size() == 0 || g.area_size() > 1 << 30 {
-            return Err(GeometryError::AreaSize);
+        if g.program_size > Self::MAX_PROGRAM_SIZE {
+            return Err(E::ProgramSizeTooLarge);
         }
-        let lay = Layout::new(g.program_size, g.area_size());
-        if lay.first_record() + lay.header_span + g.program_size > g.area_size() {
-            return Err(GeometryError::AreaSize);
+        let area = g.area_size();
+        if area == 0 || area > Self::MAX_AREA_SIZE {
+            return Err(E::AreaSize);
+        }
+        let lay = Layout::new(g.program_size, area);
+        let smallest = lay.record_size(MAX_KEY_LEN as u32, 0).unwrap_or(u32::MAX);
+        if lay.first_record() + g.program_size > area || lay.capacity() < smallest {
+            return Err(E::AreaSize);
         }
         Ok(())
     }
 }
 
-/// Why a geometry or buffer set is refused by [`Store::new`].
+/// Why a geometry or buffer set is refused by [`Store::new`]. `Display` says which field to
+/// change and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GeometryError {
-    /// A unit size is zero.
-    ZeroUnit,
-    /// Read size must divide program size, which must divide erase size.
+    /// This unit size (`read_size`, `program_size` or `erase_size`) is zero.
+    Zero(&'static str),
+    /// This unit size is not a power of two.
+    NotPowerOfTwo(&'static str),
+    /// `read_size` <= `program_size` <= `erase_size` does not hold.
     UnitsNotNested,
-    /// Fewer than two erase units, too large (> 1 GiB per area), or no room for a record.
+    /// `program_size` is above [`Geometry::MAX_PROGRAM_SIZE`].
+    ProgramSizeTooLarge,
+    /// `size` holds fewer than two sectors, more than 1 GiB per area, or areas too small for
+    /// the master record and one record with the longest key.
     AreaSize,
     /// The work buffer is shorter than [`Store::min_work_len`].
     WorkBufferTooSmall,
+}
+
+impl core::fmt::Display for GeometryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GeometryError::Zero(field) => write!(f, "{field} is zero"),
+            GeometryError::NotPowerOfTwo(field) => write!(f, "{field} is not a power of two"),
+            GeometryError::UnitsNotNested => {
+                f.write_str("read_size must be <= program_size, which must be <= erase_size")
+            }
+            GeometryError::ProgramSizeTooLarge => {
+                write!(f, "program_size is above {} bytes", Geometry::MAX_PROGRAM_SIZE)
+            }
+            GeometryError::AreaSize => f.write_str(
+                "size must hold two areas (half the sectors each, at most 1 GiB per area) with \
+                 room for the master record and one record with a 127-byte key: give a larger \
+                 size or a smaller erase_size",
+            ),
+            GeometryError::WorkBufferTooSmall => {
+                f.write_str("the work buffer is shorter than Store::min_work_len")
+            }
+        }
+    }
 }
 
 /// Tuning knobs with safe defaults.
@@ -505,12 +563,6 @@ impl<'w> Core<'w> {
         &self.key[..self.key_len]
     }
 
-    /// Read length rounded up to the read unit, clamped to the area end.
-    fn read_len(&self, off: u32, len: u32) -> u32 {
-        let r = self.geo.read_size;
-        align_up(len, r).min(self.lay.area_size - off)
-    }
-
     fn request<T>(&mut self, req: Request, at: usize, len: usize) -> Poll<T> {
         self.pending = Some(req);
         self.io_at = at;
@@ -518,10 +570,36 @@ impl<'w> Core<'w> {
         Pending
     }
 
+    /// Where in the work buffer the byte at area offset `off` lands when [`Core::read`]
+    /// reads it: reads start on a read unit, so a read of an unaligned offset (a compact
+    /// record's key, the middle of a record) brings `skew` bytes before it along.
+    fn skew(&self, off: u32) -> usize {
+        (off % self.geo.read_size) as usize
+    }
+
+    /// The only way the engine reads flash: `[off, off + len)` of an area, widened to whole
+    /// read units (the start rounded down, the end rounded up, clamped to the area end, which
+    /// is itself a whole number of read units). The bytes asked for are then
+    /// [`Core::got`]`(off, len)`. Records are program-unit aligned and the read unit divides
+    /// the program unit, so the widening never reaches past the end of the record being read
+    /// (into a torn, unreadable unit behind it). The work buffer holds the widened read: every
+    /// caller reads at most `chunk` bytes, and the buffer has a hold area of at least one
+    /// program unit (>= one read unit) behind the chunk.
     fn read<T>(&mut self, area: Area, off: u32, len: u32) -> Poll<T> {
-        let len = self.read_len(off, len);
-        let addr = self.base(area) + off;
+        let r = self.geo.read_size;
+        let skew = off % r;
+        let from = off - skew;
+        let len = align_up(skew + len, r).min(self.lay.area_size.saturating_sub(from));
+        let addr = self.base(area) + from;
         self.request(Request::Read { addr, len }, 0, len as usize)
+    }
+
+    /// The bytes `[off, off + len)` of the last [`Core::read`] of `off` (shorter if the read
+    /// was clamped at the area end or failed to cover them).
+    fn got(&self, off: u32, len: u32) -> &[u8] {
+        let s = self.skew(off).min(self.io_len);
+        let e = (s + len as usize).min(self.io_len);
+        &self.work[s..e]
     }
 
     /// Programs `work[at..at + len]` at `off`, skipping program units that hold only the
@@ -645,7 +723,7 @@ impl Find {
             }
             FindStage::AwaitHeader => {
                 ev.result(IoKind::Read)?;
-                match c.lay.parse_header(&c.work[..c.io_len]) {
+                match c.lay.parse_header(c.got(off(c, self.pos), c.lay.header_len())) {
                     Some(h)
                         if h.key_len as usize == kl
                             && c.lay.record_extent(off(c, self.pos), &h).is_some() =>
@@ -659,7 +737,7 @@ impl Find {
             }
             FindStage::AwaitKey(h) => {
                 ev.result(IoKind::Read)?;
-                if c.work[..kl] == c.key[..kl] {
+                if c.got(off(c, self.pos) + c.lay.body_offset, kl as u32) == c.key() {
                     let size = c.lay.record_extent(off(c, self.pos), &h).unwrap_or(0);
                     return Ready(Ok(Found::Yes { pos: self.pos, header: h, size }));
                 }
@@ -733,7 +811,7 @@ impl ReadRecord {
             }
             RrState::AwaitHeader => {
                 ev.result(IoKind::Read)?;
-                let h = c.lay.parse_header(&c.work[..c.io_len]).ok_or(Error::Corrupt)?;
+                let h = c.lay.parse_header(c.got(self.off, c.lay.header_len())).ok_or(Error::Corrupt)?;
                 self.size = c.lay.record_extent(self.off, &h).ok_or(Error::Corrupt)?;
                 self.header = h;
                 self.crc = c.lay.crc_start(&h);
@@ -745,13 +823,17 @@ impl ReadRecord {
             }
             RrState::AwaitBody { len } => {
                 ev.result(IoKind::Read)?;
-                let bytes = &c.work[..len as usize];
+                let skew = c.skew(self.off + self.pos);
+                let bytes = c.got(self.off + self.pos, len);
+                if bytes.len() != len as usize {
+                    return Ready(Err(Error::Corrupt));
+                }
                 self.crc.update(bytes);
                 let key_end = hs + self.header.key_len as u32;
                 if self.mode == ReadMode::Scan && self.pos < key_end {
                     let n = (key_end - self.pos).min(len) as usize;
                     let k0 = (self.pos - hs) as usize;
-                    c.key[k0..k0 + n].copy_from_slice(&c.work[..n]);
+                    c.key[k0..k0 + n].copy_from_slice(&c.work[skew..skew + n]);
                 }
                 let start = self.pos;
                 self.pos += len;
@@ -760,7 +842,7 @@ impl ReadRecord {
                     let d0 = start.max(key_end);
                     if d0 < self.pos && self.delivered < out_len {
                         let n = (self.pos - d0).min(out_len - self.delivered);
-                        let at = (d0 - start) as usize;
+                        let at = skew + (d0 - start) as usize;
                         self.st = RrState::AwaitDeliver { len: n };
                         return c.deliver(self.delivered, at, n);
                     }
@@ -781,11 +863,8 @@ impl ReadRecord {
         }
         let len = (self.end - self.pos).min(c.chunk);
         self.st = RrState::AwaitBody { len };
-        // Reads are exact here so the CRC sees only record bytes.
-        let addr = c.base(self.area) + self.off + self.pos;
-        // Rounded up to the read unit; only `len` bytes are looked at.
-        let rlen = c.read_len(self.off + self.pos, len);
-        c.request(Request::Read { addr, len: rlen }, 0, rlen as usize)
+        // The read covers whole read units; only the `len` record bytes in it reach the CRC.
+        c.read(self.area, self.off + self.pos, len)
     }
 }
 
@@ -817,7 +896,7 @@ impl BlankCheck {
             BcState::Start => {}
             BcState::AwaitRead { len } => {
                 // An unreadable unit is as dirty as a programmed one.
-                let clean = matches!(ev, Ev::Io(Ok(()))) && c.is_blank(&c.work[..len as usize]);
+                let clean = matches!(ev, Ev::Io(Ok(()))) && c.is_blank(c.got(self.pos, len));
                 if let (Ev::Io(Err(IoError::PowerLost)), _) = (ev, clean) {
                     return Ready(Err(Error::Io(IoKind::Read, IoError::PowerLost)));
                 }
@@ -1055,13 +1134,7 @@ impl Feed {
                 FeedState::AwaitTail => {
                     ev.result(IoKind::Program)?;
                     a.programmed = true;
-                    let at = if a.wrec == 0 { 0 } else { c.chunk as usize };
-                    a.header.crc = a.crc.value();
-                    let h = a.header;
-                    let lay = c.lay;
-                    lay.encode_header(&h, &mut c.work[at..at + lay.header_len() as usize]);
-                    self.head = Some(ProgramHead::new(Area::Active, a.base, at, hs));
-                    self.st = FeedState::Head;
+                    self.start_head(c, a);
                     ev = Ev::Start;
                     continue;
                 }
@@ -1106,14 +1179,25 @@ impl Feed {
             if len > from {
                 return c.program(Area::Active, a.base + a.wrec + from, at, len - from);
             }
-            // Everything fits in the head: nothing to program before it.
-            a.header.crc = a.crc.value();
-            let h = a.header;
-            let lay = c.lay;
-            lay.encode_header(&h, &mut c.work[..lay.header_len() as usize]);
-            self.head = Some(ProgramHead::new(Area::Active, a.base, 0, hs));
-            self.st = FeedState::Head;
+            // Nothing left to program before the head: the record fits in its head, or its
+            // last bytes filled a whole chunk that is already programmed.
+            self.start_head(c, a);
         }
+    }
+
+    /// Encodes the finished header into the record's head and starts programming it. The
+    /// head is at the front of the work buffer until the first chunk is programmed, then in
+    /// the hold area behind the chunk. (It must be found there also when the value ends
+    /// exactly on a chunk boundary: a compact record's head holds its first key bytes, which
+    /// the front of the buffer no longer does.)
+    fn start_head(&mut self, c: &mut Core, a: &mut Append) {
+        let at = if a.wrec == 0 { 0 } else { c.chunk as usize };
+        a.header.crc = a.crc.value();
+        let h = a.header;
+        let lay = c.lay;
+        lay.encode_header(&h, &mut c.work[at..at + lay.header_len() as usize]);
+        self.head = Some(ProgramHead::new(Area::Active, a.base, at, lay.head_span));
+        self.st = FeedState::Head;
     }
 }
 
@@ -1219,6 +1303,13 @@ impl Compact {
                     match rr.poll(c, ev) {
                         Pending => return Pending,
                         Ready(Ok((_, size))) => {
+                            if self.to + size > c.lay.log_limit() {
+                                // Only an image written elsewhere (a full Mbed-CE store, whose
+                                // records may end at the area end) holds more than this
+                                // engine's capacity; copying it all would write a record Mbed
+                                // cannot read. The old area stays the store.
+                                return Ready(Err(Error::Full));
+                            }
                             self.st = CState::Room {
                                 size,
                                 e: EnsureErased::new(Area::Standby, c.room_for(self.to + size)),
@@ -1251,7 +1342,11 @@ impl Compact {
                     let (size, done, len) = (*size, *done, *len);
                     ev.result(IoKind::Read)?;
                     self.st = CState::AwaitCopyProgram { size, done, len };
-                    return c.program(Area::Standby, self.to + done, 0, len);
+                    // Record offsets and copy chunks are whole program units, so whole read
+                    // units: the skew is 0, but the read path says so, not this code.
+                    let from = c.index.get(self.pos).map_or(0, |e| e.offset) + done;
+                    let at = c.skew(from);
+                    return c.program(Area::Standby, self.to + done, at, len);
                 }
                 CState::AwaitCopyProgram { size, done, len } => {
                     let (size, mut done, len) = (*size, *done, *len);
@@ -1270,8 +1365,7 @@ impl Compact {
                     let len = (size - done).min(c.chunk);
                     let from = c.index.get(self.pos).map_or(0, |e| e.offset) + done;
                     self.st = CState::AwaitCopyRead { size, done, len };
-                    let addr = c.base(Area::Active) + from;
-                    return c.request(Request::Read { addr, len }, 0, len as usize);
+                    return c.read(Area::Active, from, len);
                 }
                 CState::Master(w) => {
                     ready!(w.poll(c, c.version.wrapping_add(1), ev));
@@ -1292,6 +1386,108 @@ impl Compact {
             }
             ev = Ev::Start;
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Reserved data.
+
+/// Sets the write-once reserved data as Mbed does: programmed into the active area's
+/// reserved slot (bytes `0..MRO`, which format and compaction leave erased), the data first
+/// and then the trailer, whose CRC commits it. Mbed's `reserved_data_get` takes the first area
+/// (0, then 1) whose trailer checks out, so data committed anywhere else first (in the standby
+/// area, by a compaction that a power cut then stops short of its master record) would be
+/// Mbed's reserved data and not this engine's. If the slot is not blank (a set cut short
+/// there), a compaction first moves the store to the other area, whose slot it leaves erased.
+/// Later compactions copy the data into each new area before its master record.
+struct SetReserved {
+    len: u32,
+    st: RsState,
+}
+
+enum RsState {
+    Start,
+    AwaitFill,
+    AwaitSlotRead,
+    Compact(Compact),
+    AwaitData { trailer_unit: u32 },
+    AwaitTrailer,
+}
+
+impl SetReserved {
+    fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<()> {
+        let mro = c.lay.master_offset;
+        let n = self.len as usize;
+        loop {
+            match &mut self.st {
+                RsState::Start => {
+                    if n > 0 {
+                        self.st = RsState::AwaitFill;
+                        return c.fill(0, 0, self.len);
+                    }
+                    self.st = RsState::AwaitSlotRead;
+                    return c.read(Area::Active, 0, mro);
+                }
+                RsState::AwaitFill => {
+                    ev.result(IoKind::Fill)?;
+                    c.reserved[..n].copy_from_slice(&c.work[..n]);
+                    self.st = RsState::AwaitSlotRead;
+                    return c.read(Area::Active, 0, mro);
+                }
+                RsState::AwaitSlotRead => {
+                    if let Ev::Io(Err(IoError::PowerLost)) = ev {
+                        return Ready(Err(Error::Io(IoKind::Read, IoError::PowerLost)));
+                    }
+                    // An unreadable slot is as dirty as a programmed one.
+                    let blank = matches!(ev, Ev::Io(Ok(()))) && c.is_blank(c.got(0, mro));
+                    if !blank {
+                        self.st = RsState::Compact(Compact::new(Skip::None));
+                        ev = Ev::Start;
+                        continue;
+                    }
+                    return self.program_data(c);
+                }
+                RsState::Compact(k) => {
+                    ready!(k.poll(c, ev));
+                    return self.program_data(c);
+                }
+                RsState::AwaitData { trailer_unit } => {
+                    let tu = *trailer_unit;
+                    ev.result(IoKind::Program)?;
+                    self.st = RsState::AwaitTrailer;
+                    return c.program(Area::Active, tu, tu as usize, mro - tu);
+                }
+                RsState::AwaitTrailer => {
+                    ev.result(IoKind::Program)?;
+                    c.reserved_len = Some(n as u8);
+                    return Ready(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Stages the slot (data, erased padding, trailer) and programs the units before the
+    /// trailer's; the trailer's unit follows.
+    fn program_data(&mut self, c: &mut Core) -> Poll<()> {
+        let mro = c.lay.master_offset as usize;
+        let n = self.len as usize;
+        let ev_byte = c.geo.erase_value;
+        let (data, rest) = c.work.split_at_mut(n);
+        data.copy_from_slice(&c.reserved[..n]);
+        rest[..mro - n].fill(ev_byte);
+        let mut t = [0u8; 8];
+        format::encode_reserved_trailer(&c.reserved[..n], &mut t);
+        let at = format::RESERVED_TRAILER_OFFSET as usize;
+        c.work[at..at + 8].copy_from_slice(&t);
+        let p = c.geo.program_size;
+        let tu = format::RESERVED_TRAILER_OFFSET / p * p;
+        if tu == 0 {
+            // One unit holds data and trailer: one program commits both.
+            self.st = RsState::AwaitTrailer;
+            return c.program(Area::Active, 0, 0, mro as u32);
+        }
+        self.st = RsState::AwaitData { trailer_unit: tu };
+        c.program(Area::Active, 0, 0, tu)
     }
 }
 
@@ -1337,8 +1533,8 @@ impl Mount {
                         if r == Err(IoError::PowerLost) {
                             return Ready(Err(Error::Io(IoKind::Read, IoError::PowerLost)));
                         }
-                        let got = &c.work[..c.io_len];
-                        let ok = r.is_ok();
+                        let got = c.got(lay.master_offset, lay.master_size.min(c.chunk));
+                        let ok = r.is_ok() && got.len() >= 24;
                         // Blank, unreadable, or our own master record cut before its magic
                         // (a format interrupted between its head programs) all mean "no store".
                         let hs = lay.header_span as usize;
@@ -1377,11 +1573,8 @@ impl Mount {
                         continue;
                     };
                     c.active = area;
-                    let len = lay.master_size;
                     c.pending = None;
-                    let addr = area as u32 * lay.area_size + lay.master_offset;
-                    let len = len.min(c.chunk);
-                    return c.request(Request::Read { addr, len }, 0, len as usize);
+                    return c.read(Area::Active, lay.master_offset, lay.master_size.min(c.chunk));
                 }
                 MState::Format(f) => {
                     let info = ready!(f.poll(c, ev));
@@ -1394,8 +1587,9 @@ impl Mount {
                             return Ready(Err(Error::Io(IoKind::Read, IoError::PowerLost)));
                         }
                         if r.is_ok() {
-                            if let Some(n) = format::parse_reserved(&c.work[..72]) {
-                                c.reserved[..n].copy_from_slice(&c.work[..n]);
+                            if let Some(n) = format::parse_reserved(c.got(0, 72)) {
+                                let skew = c.skew(0);
+                                c.reserved[..n].copy_from_slice(&c.work[skew..skew + n]);
                                 c.reserved_len = Some(n as u8);
                             }
                         }
@@ -1406,8 +1600,11 @@ impl Mount {
                         ev = Ev::Start;
                         continue;
                     }
-                    let addr = area as u32 * lay.area_size;
-                    return c.request(Request::Read { addr, len: 72 }, 0, 72);
+                    // 72 bytes (data and trailer), widened to whole read units by the read
+                    // path: a 16- or 32-byte read unit reads 80 or 96 bytes.
+                    c.active = area;
+                    let len = format::RESERVED_TRAILER_OFFSET + format::RESERVED_TRAILER_LEN;
+                    return c.read(Area::Active, 0, len);
                 }
                 MState::Scan(rr) => {
                     if self.off + c.lay.header_len() > lay.area_size {
@@ -1613,7 +1810,8 @@ impl Format {
 struct Write {
     flags: u32,
     len: u32,
-    /// `Some(input)` for a one-shot set (feed and finalize); `None` to stop after staging.
+    /// True for a one-shot set or remove (feed the input and commit); false for
+    /// [`Op::SetStart`], which stops once the record is staged.
     oneshot: bool,
     st: WState,
     compacted: bool,
@@ -1665,7 +1863,10 @@ impl Write {
                         }
                         _ => {}
                     }
-                    let fits = c.free as u64 + size as u64 <= c.lay.area_size as u64;
+                    // Never past the log limit: in Mbed format a record must not end at the
+                    // area end, or Mbed would not read it (B2); compact first, as Mbed does.
+                    let limit = c.lay.log_limit() as u64;
+                    let fits = c.free as u64 + size as u64 <= limit;
                     if c.torn_tail || !fits {
                         if self.compacted {
                             return Ready(Err(Error::Full));
@@ -1676,7 +1877,7 @@ impl Write {
                             self.st = WState::Compact(Compact::new(Skip::One(pos)));
                         } else {
                             let need = c.lay.first_record() as u64 + c.live_bytes as u64 + size as u64;
-                            if need > c.lay.area_size as u64 {
+                            if need > limit {
                                 return Ready(Err(Error::Full));
                             }
                             self.st = WState::Compact(Compact::new(Skip::None));
@@ -1776,12 +1977,10 @@ enum Machine {
         out_len: u32,
         waiting: Option<u32>,
     },
-    ReservedSet {
-        len: u32,
-        compact: Option<Compact>,
-    },
-    /// Hands `copied` bytes at the front of the work buffer to the output, then reports.
+    ReservedSet(SetReserved),
+    /// Hands the `copied` bytes at `work[at..]` to the output, then reports.
     Deliver {
+        at: usize,
         copied: u32,
         outcome: Outcome,
         waiting: bool,
@@ -1833,7 +2032,13 @@ pub struct Store<'w> {
 impl<'w> Store<'w> {
     /// Smallest work buffer for a geometry: a header plus the longest key, in program units.
     pub const fn min_work_len(geometry: &Geometry) -> usize {
-        let p = if geometry.program_size == 0 { 1 } else { geometry.program_size };
+        // `new` refuses larger program units; clamping keeps this arithmetic from overflowing
+        // for them.
+        let p = match geometry.program_size {
+            0 => 1,
+            p if p > Geometry::MAX_PROGRAM_SIZE => Geometry::MAX_PROGRAM_SIZE,
+            p => p,
+        };
         let hs = align_up(format::HEADER_LEN, p);
         let need = align_up(hs + MAX_KEY_LEN as u32 + 1, p);
         let mro = align_up(72, p);
@@ -2042,10 +2247,7 @@ impl<'w> Store<'w> {
                 }
                 self.set_key(key)?;
                 let c = &self.core;
-                if c.lay
-                    .record_size(key.len() as u32, len)
-                    .is_none_or(|s| s > c.lay.area_size - c.lay.first_record())
-                {
+                if c.lay.record_size(key.len() as u32, len).is_none_or(|s| s > c.lay.capacity()) {
                     return Err(Error::ValueTooLarge);
                 }
                 Machine::Write(Write::new(flags, len, matches!(op, Op::Set { .. })))
@@ -2072,7 +2274,7 @@ impl<'w> Store<'w> {
                         self.core.torn_tail = true;
                     }
                 }
-                return Ok(Machine::Deliver { copied: 0, outcome: Outcome::Done, waiting: false });
+                return Ok(Machine::Deliver { at: 0, copied: 0, outcome: Outcome::Done, waiting: false });
             }
             Op::Reset => Machine::Reset(Compact::new(Skip::All)),
             Op::Next { prefix, cursor, out_len } => {
@@ -2098,13 +2300,13 @@ impl<'w> Store<'w> {
                 if len as usize > RESERVED_LEN {
                     return Err(Error::ValueTooLarge);
                 }
-                Machine::ReservedSet { len, compact: None }
+                Machine::ReservedSet(SetReserved { len, st: RsState::Start })
             }
             Op::ReservedGet { out_len } => {
                 let n = c.reserved_len.ok_or(Error::NotFound)? as usize;
                 c.work[..n].copy_from_slice(&c.reserved[..n]);
                 let (len, copied) = (n as u32, (n as u32).min(out_len));
-                Machine::Deliver { copied, outcome: Outcome::Reserved { len, copied }, waiting: false }
+                Machine::Deliver { at: 0, copied, outcome: Outcome::Reserved { len, copied }, waiting: false }
             }
             Op::Maintain => Machine::Maintain(Maint::Choose),
             Op::Compact => Machine::Compact(Compact::new(Skip::None)),
@@ -2200,8 +2402,9 @@ impl<'w> Store<'w> {
                         if feed.finalize {
                             let i = *inc;
                             self.inc = None;
-                            // The key buffer may have been reused by reads: restore it is not
-                            // needed because reads are refused while an incremental set is open.
+                            // `commit` hashes the key buffer, which still holds this set's
+                            // key: every operation that would reuse it (reads, other writes) is
+                            // refused while an incremental set is open.
                             commit(c, &i.append, i.found);
                         }
                         Ready(Ok(Outcome::Done))
@@ -2215,7 +2418,8 @@ impl<'w> Store<'w> {
                     Some(0) => {
                         ev.result(IoKind::Read)?;
                         let entry = c.index.get(*pos);
-                        match (c.lay.parse_header(&c.work[..c.io_len]), entry) {
+                        let hl = c.lay.header_len();
+                        match (entry.and_then(|e| c.lay.parse_header(c.got(e.offset, hl))), entry) {
                             (Some(h), Some(e)) if h.key_len as usize >= c.key_len => {
                                 *waiting = Some(h.key_len as u32);
                                 return c.read(Area::Active, e.offset + c.lay.body_offset, h.key_len as u32);
@@ -2225,13 +2429,18 @@ impl<'w> Store<'w> {
                     }
                     Some(kl) => {
                         ev.result(IoKind::Read)?;
-                        let hash = c.index.get(*pos).map(|e| e.hash);
+                        let entry = c.index.get(*pos);
+                        let hash = entry.map(|e| e.hash);
                         *pos += 1;
-                        if c.work[..kl as usize].starts_with(&c.key[..c.key_len]) {
+                        let at = entry.map_or(0, |e| e.offset) + c.lay.body_offset;
+                        let skew = c.skew(at);
+                        if c.got(at, kl).len() == kl as usize
+                            && c.got(at, kl).starts_with(&c.key[..c.key_len])
+                        {
                             let copied = kl.min(*out_len);
                             let next = Cursor { pos: *pos as u32, last_hash: hash };
                             let outcome = Outcome::Key { len: kl, copied, next };
-                            *m = Machine::Deliver { copied, outcome, waiting: false };
+                            *m = Machine::Deliver { at: skew, copied, outcome, waiting: false };
                             return self.poll_machine(m, Ev::Start);
                         }
                     }
@@ -2244,38 +2453,18 @@ impl<'w> Store<'w> {
                 let hl = c.lay.header_len();
                 c.read(Area::Active, e.offset, hl)
             }
-            Machine::Deliver { copied, outcome, waiting } => {
+            Machine::Deliver { at, copied, outcome, waiting } => {
                 if *waiting {
                     ev.result(IoKind::Deliver)?;
                 } else if *copied > 0 {
                     *waiting = true;
-                    return c.deliver(0, 0, *copied);
+                    return c.deliver(0, *at, *copied);
                 }
                 Ready(Ok(*outcome))
             }
-            Machine::ReservedSet { len, compact } => {
-                if compact.is_none() {
-                    if let Ev::Start = ev {
-                        if *len > 0 {
-                            return c.fill(0, 0, *len);
-                        }
-                    }
-                    ev.result(IoKind::Fill)?;
-                    let n = *len as usize;
-                    c.reserved[..n].copy_from_slice(&c.work[..n]);
-                    c.reserved_len = Some(n as u8);
-                    *compact = Some(Compact::new(Skip::None));
-                    ev = Ev::Start;
-                }
-                let k = compact.as_mut().ok_or(Error::NotMounted)?;
-                match k.poll(c, ev) {
-                    Pending => Pending,
-                    Ready(Ok(())) => Ready(Ok(Outcome::Done)),
-                    Ready(Err(e)) => {
-                        c.reserved_len = None;
-                        Ready(Err(e))
-                    }
-                }
+            Machine::ReservedSet(rs) => {
+                ready!(rs.poll(c, ev));
+                Ready(Ok(Outcome::Done))
             }
             Machine::Reset(k) | Machine::Compact(k) => {
                 ready!(k.poll(c, ev));

@@ -39,9 +39,11 @@
 //! `tdbstore_revision` is [`COMPACT_REVISION`]; Mbed mounts it as an empty store.
 //!
 //! Deviations from Mbed's defects (format notes §12), all chosen so that images stay
-//! mutually readable: a record ending exactly at the area end is valid (Mbed rejects it,
-//! B2); keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3); the key `"TDBS"` is never a
-//! user key and master-record copies in the data region are skipped (B1, B7).
+//! mutually readable: a record ending exactly at the area end is read as valid (Mbed rejects
+//! it, B2) but never written: in Mbed format the log stops at [`Layout::log_limit`], one
+//! program unit short of the area end; keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3);
+//! the key `"TDBS"` is never a user key and master-record copies in the data region are
+//! skipped (B1, B7).
 
 use crate::crc::Crc32;
 
@@ -340,10 +342,39 @@ impl Layout {
         (end <= self.area_size as u64).then_some(size)
     }
 
+    /// How far this engine lets the log grow: every record it writes (a value, a delete
+    /// record, an incremental set, a compaction's copy) ends at or before this offset.
+    ///
+    /// In Mbed format that is one program unit short of the area end. Mbed's reader rejects
+    /// a record whose last byte is the area's last byte (`>=` at T:295, B2) and stops its
+    /// scan there, so a record written to fit exactly would be lost to Mbed, and Mbed's next
+    /// set would program over it. Keeping the whole log below `area_size - P` also keeps
+    /// every compaction valid for Mbed: compaction reorders records, and a record without
+    /// tail padding could otherwise land exactly at the end. This reader still accepts
+    /// exact-fit records written by others ([`Layout::record_extent`]). Compact-record
+    /// stores are not Mbed's to read and use the whole area.
+    pub const fn log_limit(&self) -> u32 {
+        match self.format {
+            RecordFormat::Mbed => self.area_size - self.program_size,
+            RecordFormat::Compact => self.area_size,
+        }
+    }
+
+    /// Bytes of records an area holds at most (from the first record to [`Layout::log_limit`]).
+    pub const fn capacity(&self) -> u32 {
+        self.log_limit().saturating_sub(self.first_record())
+    }
+
+    /// Whether Mbed's reader accepts a record of this header at `off` (its last byte before
+    /// the area's last byte, `key_len` < 128): what `tdbstore check` warns about.
+    pub fn mbed_reads(&self, off: u32, h: &Header) -> bool {
+        let end = off as u64 + self.header_span as u64 + h.key_len as u64 + h.data_len as u64;
+        end < self.area_size as u64 && (h.key_len as usize) < 128
+    }
+
     /// Largest value a single key of `key_len` bytes can have in an empty area.
     pub fn max_value_len(&self, key_len: u32) -> u32 {
-        let room = self.area_size - self.first_record();
-        (room - room % self.program_size).saturating_sub(self.body_offset + key_len)
+        self.capacity().saturating_sub(self.body_offset + key_len)
     }
 }
 
@@ -425,5 +456,21 @@ mod tests {
         assert_eq!(l.record_extent(512, &h2), None);
         let huge = Header { data_len: u32::MAX, ..h };
         assert_eq!(l.record_extent(512, &huge), None);
+        // Read as valid, but Mbed would not read it, and this engine never writes it.
+        assert!(!l.mbed_reads(512, &h));
+        assert!(l.mbed_reads(512, &Header { data_len: h.data_len - 1, ..h }));
+        assert_eq!(l.log_limit(), 1024 - 32);
+    }
+
+    #[test]
+    fn the_log_limit_keeps_mbed_format_records_off_the_area_end() {
+        // Mbed format: one program unit short of the end; compact: the whole area.
+        for p in [1, 8, 32, 256] {
+            let l = Layout::new(p, 1 << 14);
+            assert_eq!((l.log_limit(), l.capacity()), ((1 << 14) - p, (1 << 14) - p - l.first_record()));
+            assert_eq!(l.max_value_len(3), l.capacity() - l.body_offset - 3);
+            let c = Layout::with_format(p, 1 << 14, RecordFormat::Compact);
+            assert_eq!(c.log_limit(), 1 << 14);
+        }
     }
 }

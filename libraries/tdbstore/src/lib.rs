@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code, missing_docs)]
 
+pub mod app_key;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod crc;

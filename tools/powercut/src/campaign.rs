@@ -22,6 +22,9 @@
 //!      `maintain`: then `maintain_all` succeeds and changes nothing a user sees;
 //!    - `double-program`: the simulator never saw a unit programmed twice (ECC violation),
 //!      at any point of the run;
+//!    - `mbed-oracle`: at every such remount, the independent Mbed reader
+//!      ([`mbed_disagreement`]) decodes the image and sees the same keys, flags, values and
+//!      reserved data as the engine (a compact-record image: a store with no keys);
 //!    - second cuts: for every request j of that probe set (or a sample, see
 //!      [`SecondCuts`]), cut again, power on, remount: the probe is all-or-nothing and the
 //!      recovered state intact, under the same checks; then (`deep_second`) one more set and
@@ -104,6 +107,8 @@ pub struct WorkloadReport {
     pub new: u64,
     /// Most bytes a single mount read.
     pub max_mount_read: u64,
+    /// Images (one per checked remount) the independent Mbed reader decoded and compared.
+    pub mbed_images: u64,
     /// Number of violations (all of them, even those not kept in `violations`).
     pub violation_count: u64,
     /// Violations per check name.
@@ -175,6 +180,33 @@ impl CampaignReport {
         self.reports.iter().map(|r| r.second_cuts).sum()
     }
 
+    /// Total images the independent Mbed reader checked.
+    pub fn mbed_images(&self) -> u64 {
+        self.reports.iter().map(|r| r.mbed_images).sum()
+    }
+
+    /// Per configuration: (name, workload runs, first cut points, second cut points,
+    /// images the Mbed reader checked, violations), in plan order.
+    pub fn per_config(&self) -> Vec<(String, usize, u64, u64, u64, u64)> {
+        let mut out: Vec<(String, usize, u64, u64, u64, u64)> = Vec::new();
+        for r in &self.reports {
+            let i = match out.iter().position(|c| c.0 == r.config) {
+                Some(i) => i,
+                None => {
+                    out.push((r.config.clone(), 0, 0, 0, 0, 0));
+                    out.len() - 1
+                }
+            };
+            let c = &mut out[i];
+            c.1 += 1;
+            c.2 += r.first_cuts;
+            c.3 += r.second_cuts;
+            c.4 += r.mbed_images;
+            c.5 += r.violation_count;
+        }
+        out
+    }
+
     /// The report as a table, then the violations in detail, then the totals.
     pub fn render(&self) -> String {
         let mut s = format!(
@@ -240,11 +272,24 @@ impl CampaignReport {
             let list: Vec<String> = by_check.iter().map(|(c, n)| format!("{c}: {n}")).collect();
             s.push_str(&format!("violations by check: {}\n", list.join(", ")));
         }
+        s.push_str("per configuration:\n");
         s.push_str(&format!(
-            "total: {} workload runs, {} cut points, {} second cut points, {} violations, {:.1}s\n",
+            "  {:<22} {:>5} {:>9} {:>9} {:>11} {:>10}\n",
+            "config", "runs", "cuts", "2nd-cuts", "mbed-images", "violations"
+        ));
+        for (name, runs, cuts, second, images, violations) in self.per_config() {
+            s.push_str(&format!(
+                "  {name:<22} {runs:>5} {cuts:>9} {second:>9} {images:>11} {violations:>10}\n"
+            ));
+        }
+        s.push_str(&format!(
+            "total: {} configurations, {} workload runs, {} cut points, {} second cut points, {} images \
+             checked by the Mbed reader, {} violations, {:.1}s\n",
+            self.per_config().len(),
             self.reports.len(),
             self.first_cuts(),
             self.second_cuts(),
+            self.mbed_images(),
             self.violations(),
             self.elapsed.as_secs_f64()
         ));
@@ -410,7 +455,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn violation(&mut self, check: &'static str, detail: String) {
         let v = Violation {
-            config: self.cfg.name.into(),
+            config: self.cfg.name.clone(),
             workload: self.wl.name.clone(),
             first: self.at.0,
             second: self.at.1,
@@ -479,6 +524,11 @@ impl Ctx<'_> {
             for e in errs {
                 let check = if e.starts_with("iterate:") { "iterate" } else { "readback" };
                 problems.push((check, format!("{phase}: {e}")));
+            }
+            // The Mbed-faithful oracle reads the same image.
+            self.report.mbed_images += 1;
+            if let Some(d) = mbed_disagreement(self.cfg, s.flash().sim.image(), &st) {
+                problems.push(("mbed-oracle", format!("{phase}: {d}")));
             }
             for want in acceptable {
                 for k in want.keys.keys().filter(|k| !st.keys.contains_key(*k)) {
@@ -622,6 +672,51 @@ impl Ctx<'_> {
     }
 }
 
+/// What the independent Mbed reader (`mbed-reader`, written from the format notes, with
+/// Mbed's rules: `>=` at the area end, key size < 128, the scan stopping at the first invalid
+/// record) sees in `image`, against what the engine showed (`st`): the same keys, flags and
+/// values, and the same reserved data. A compact-record store must read to Mbed as a store
+/// with no keys. `None` when they agree.
+pub fn mbed_disagreement(cfg: &Config, image: &[u8], st: &State) -> Option<String> {
+    let g = cfg.geometry;
+    let m = mbed_reader::Image::new(image, g.program_size, g.erase_size).mount();
+    let mbed_reader::Mount::Store(ms) = m else {
+        return Some(format!("the Mbed reader does not mount the image: {m:?}"));
+    };
+    let mut theirs = State::default();
+    for (k, (flags, value)) in ms.user_keys() {
+        theirs.keys.insert(k, Entry { flags, value });
+    }
+    theirs.reserved = ms.reserved.as_ref().map(|(_, d)| d.clone());
+    match cfg.options.record_format {
+        tdbstore::format::RecordFormat::Mbed => {
+            let mut ours = st.clone();
+            ours.reserved = st.reserved.clone();
+            (theirs != ours).then(|| {
+                format!(
+                    "Mbed would see {} (log end {}, area {} of version {}): {}",
+                    theirs.summary(),
+                    ms.free_offset,
+                    ms.active,
+                    ms.version,
+                    theirs.diff(&ours)
+                )
+            })
+        }
+        tdbstore::format::RecordFormat::Compact => {
+            let empty = theirs.keys.is_empty() && ms.revision == tdbstore::format::COMPACT_REVISION;
+            if !empty {
+                return Some(format!(
+                    "a compact store reads to Mbed as revision {}: {}",
+                    ms.revision,
+                    theirs.summary()
+                ));
+            }
+            (theirs.reserved != st.reserved).then(|| format!("reserved data: Mbed {:?}", theirs.diff(st)))
+        }
+    }
+}
+
 /// Every key a workload's steps name.
 fn universe(wl: &Workload) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = wl
@@ -691,10 +786,10 @@ pub fn run_workload(cfg: &Config, wl: &Workload, budget: &Budget) -> WorkloadRep
     let mut cx = Ctx {
         cfg,
         wl,
-        second_cuts: budget.second_cuts,
+        second_cuts: cfg.second_cuts.unwrap_or(budget.second_cuts),
         deep_second: budget.deep_second,
         fault: None,
-        report: WorkloadReport { config: cfg.name.into(), workload: wl.name.clone(), ..Default::default() },
+        report: WorkloadReport { config: cfg.name.clone(), workload: wl.name.clone(), ..Default::default() },
         at: (None, None),
         probe_value: pattern(0x1111, 100),
         universe: universe(wl),

@@ -4,8 +4,10 @@
 //! [`Budget`] picks the configurations, the workloads on each, how long the random sequences
 //! are, and how many second cuts (cuts during recovery) to try per first cut. Two budgets
 //! are predefined: [`Budget::quick`] (every workload on the small geometries and the fixed
-//! ones on the real Portenta units, sampled second cuts: what `cargo test` runs) and
-//! [`Budget::full`] (more and longer random sequences, early compaction, every second cut).
+//! ones on the real Portenta units, a sample of the geometry matrix, sampled second cuts:
+//! what `cargo test` runs) and [`Budget::full`] (more and longer random sequences, early
+//! compaction, every second cut, and the whole geometry matrix: read units 1..32, program
+//! units 1..256, 4 KiB and 128 KiB sectors, small and large areas, both record formats).
 
 use flash_sim::Geometry;
 use tdbstore::format::RecordFormat;
@@ -17,7 +19,7 @@ use crate::workload::{self, Workload};
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Short name for reports.
-    pub name: &'static str,
+    pub name: String,
     /// The device.
     pub geometry: Geometry,
     /// Store options (record format, early compaction).
@@ -26,24 +28,28 @@ pub struct Config {
     pub work_len: usize,
     /// Index entries given to every store.
     pub index_len: usize,
+    /// Second cuts per first cut here, instead of the budget's (the large matrix
+    /// configurations sample them: every cut of every probe would take hours).
+    pub second_cuts: Option<SecondCuts>,
 }
 
 impl Config {
     /// The `g2_small` geometry of the golden vectors: 32 KiB, 8-byte units, 4 KiB sectors.
     pub fn small_p8() -> Config {
         Config {
-            name: "p8/4K",
+            name: "p8/4K".into(),
             geometry: Geometry::SMALL,
             options: StoreOptions::default(),
             work_len: 256,
             index_len: 128,
+            second_cuts: None,
         }
     }
 
     /// Portenta-like units scaled down for speed: 32-byte flash words, 4 KiB sectors, 32 KiB.
     pub fn scaled_p32() -> Config {
         Config {
-            name: "p32/4K",
+            name: "p32/4K".into(),
             geometry: Geometry {
                 size: 32_768,
                 read_size: 1,
@@ -54,13 +60,14 @@ impl Config {
             options: StoreOptions::default(),
             work_len: 256,
             index_len: 128,
+            second_cuts: None,
         }
     }
 
     /// A byte-programmable NOR flash: 1-byte units, 4 KiB sectors, 32 KiB.
     pub fn byte_p1() -> Config {
         Config {
-            name: "p1/4K",
+            name: "p1/4K".into(),
             geometry: Geometry {
                 size: 32_768,
                 read_size: 1,
@@ -71,13 +78,14 @@ impl Config {
             options: StoreOptions::default(),
             work_len: 256,
             index_len: 128,
+            second_cuts: None,
         }
     }
 
     /// [`Config::scaled_p32`] with the engine's compact record format.
     pub fn compact_p32() -> Config {
         Config {
-            name: "p32/4K-compact",
+            name: "p32/4K-compact".into(),
             options: StoreOptions { record_format: RecordFormat::Compact, ..StoreOptions::default() },
             ..Config::scaled_p32()
         }
@@ -86,7 +94,7 @@ impl Config {
     /// [`Config::scaled_p32`] with early compaction by maintenance (`compact_below` = 12 KiB: maintenance compacts once 4 KiB of an area are used).
     pub fn eager_p32() -> Config {
         Config {
-            name: "p32/4K-eager",
+            name: "p32/4K-eager".into(),
             options: StoreOptions { compact_below: 12_288, ..StoreOptions::default() },
             ..Config::scaled_p32()
         }
@@ -96,12 +104,59 @@ impl Config {
     /// 2 x 128 KiB) instead of the Portenta's 12, which changes nothing but the run time.
     pub fn portenta() -> Config {
         Config {
-            name: "portenta-128K",
+            name: "portenta-128K".into(),
             geometry: Geometry { size: 4 * 131_072, ..Geometry::PORTENTA },
             options: StoreOptions::default(),
             work_len: 512,
             index_len: 128,
+            second_cuts: None,
         }
+    }
+
+    /// One configuration of the geometry matrix: read unit `read`, program unit `program`,
+    /// `sectors` sectors of `erase` bytes (two areas of `sectors / 2` sectors; an odd one is
+    /// left unused), records in `format`. Named like `r4p32/128Kx5-compact`.
+    pub fn matrix(read: u32, program: u32, erase: u32, sectors: u32, format: RecordFormat) -> Config {
+        let fmt = match format {
+            RecordFormat::Mbed => "mbed",
+            RecordFormat::Compact => "compact",
+        };
+        let geometry = Geometry {
+            size: erase * sectors,
+            read_size: read,
+            program_size: program,
+            erase_size: erase,
+            erase_value: 0xFF,
+        };
+        Config {
+            name: format!("r{read}p{program}/{}Kx{sectors}-{fmt}", erase / 1024),
+            geometry,
+            options: StoreOptions { record_format: format, ..StoreOptions::default() },
+            // Records span several chunks; on 128 KiB sectors (areas of 128 or 256 KiB) a
+            // larger buffer keeps a compaction to some hundred requests, each of them cut.
+            work_len: tdbstore::Store::min_work_len(&tdbstore::sim::geometry(&geometry))
+                .max(if erase > 4096 { 4096 } else { 256 }),
+            index_len: 128,
+            second_cuts: (erase > 4096).then_some(SecondCuts::Sample(2)),
+        }
+    }
+
+    /// The whole geometry matrix: read units 1, 4, 8, 16, 32 (no larger than the program
+    /// unit) x program units 1, 8, 32, 256 x 4 KiB and 128 KiB sectors x one-sector areas and
+    /// larger ones (4 x 4 KiB or 2 x 128 KiB, with an odd sector left over) x Mbed and
+    /// compact records: 112 configurations.
+    pub fn all_matrix() -> Vec<Config> {
+        let mut out = Vec::new();
+        for program in [1u32, 8, 32, 256] {
+            for read in [1u32, 4, 8, 16, 32].into_iter().filter(|&r| r <= program) {
+                for (erase, sectors) in [(4096u32, 2u32), (4096, 9), (131_072, 2), (131_072, 5)] {
+                    for format in [RecordFormat::Mbed, RecordFormat::Compact] {
+                        out.push(Config::matrix(read, program, erase, sectors, format));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Size of one store area on this device.
@@ -165,10 +220,10 @@ impl Budget {
     /// Every workload on the small geometries (random sequences of 48 steps: two seeds on
     /// 8- and 32-byte units, one on the slower 1-byte units and the compact format), the
     /// fixed workloads but the compaction-heavy `gc-set` on the real Portenta units, up to 6
-    /// second cuts per first cut, each followed by one more write. About 1 s in release and
-    /// 20 s of CPU in debug.
+    /// second cuts per first cut, each followed by one more write; and a sample of the
+    /// geometry matrix ([`Budget::matrix_sample`]).
     pub fn quick() -> Budget {
-        let plan = vec![
+        let mut plan = vec![
             (Config::small_p8(), workload::all(&Config::small_p8(), &[1, 2], 48)),
             (Config::scaled_p32(), workload::all(&Config::scaled_p32(), &[1, 2], 48)),
             (Config::byte_p1(), workload::all(&Config::byte_p1(), &[1], 48)),
@@ -181,6 +236,7 @@ impl Budget {
                     .collect(),
             ),
         ];
+        plan.extend(Budget::matrix_sample());
         Budget {
             plan,
             second_cuts: SecondCuts::Sample(6),
@@ -193,7 +249,8 @@ impl Budget {
 
     /// Everything: all workloads on all configurations including the real Portenta units
     /// and early compaction, 12 random sequences of 250 steps per small configuration (3 of
-    /// 120 on the Portenta units), every second cut, and a further write after each.
+    /// 120 on the Portenta units), every second cut, and a further write after each; then the
+    /// whole geometry matrix ([`Budget::full_matrix`]).
     pub fn full() -> Budget {
         let small = [
             Config::small_p8(),
@@ -203,11 +260,18 @@ impl Budget {
             Config::eager_p32(),
         ];
         let seeds: Vec<u64> = (1..=12).collect();
-        let mut plan: Vec<(Config, Vec<Workload>)> =
-            small.into_iter().map(|c| (c.clone(), workload::all(&c, &seeds, 250))).collect();
+        let mut plan: Vec<(Config, Vec<Workload>)> = small
+            .into_iter()
+            .map(|c| {
+                let mut w = workload::all(&c, &seeds, 250);
+                w.push(workload::fill_end(&c));
+                (c, w)
+            })
+            .collect();
         let p = Config::portenta();
         let w = workload::all(&p, &[1, 2, 3], 120);
         plan.push((p, w));
+        plan.extend(Budget::full_matrix());
         Budget {
             plan,
             second_cuts: SecondCuts::All,
@@ -216,6 +280,68 @@ impl Budget {
             sabotage: None,
             tolerate_known: true,
         }
+    }
+
+    /// The geometry matrix as the full campaign runs it: every configuration, every
+    /// workload that fits, one random sequence of 60 steps.
+    pub fn full_matrix() -> Vec<(Config, Vec<Workload>)> {
+        Budget::matrix_plan(&[1], 60)
+    }
+
+    /// The geometry matrix ([`Config::all_matrix`]): on every configuration, every standard
+    /// workload that fits its areas ([`workload::fits`]), with a random sequence of `steps`
+    /// steps per seed.
+    ///
+    /// On 128 KiB sectors every operation that rewrites much of an area is hundreds of cut
+    /// points, each followed by mounts that read the whole area; there the matrix runs the
+    /// operations on single records and the area-filling one ([`workload::fill_end`]), and
+    /// with byte-sized program units (whose programs split at every erased-value byte, so
+    /// filling 128 KiB is over a thousand cut points) only `new-key` and `remove`; byte
+    /// units fill their areas to the last byte on 4 KiB sectors.
+    pub fn matrix_plan(seeds: &[u64], steps: usize) -> Vec<(Config, Vec<Workload>)> {
+        const LARGE: &[&str] =
+            &["fill-end", "new-key", "overwrite", "remove", "incremental", "reserved-set", "write-once"];
+        const BYTES_LARGE: &[&str] = &["new-key", "remove"];
+        Config::all_matrix()
+            .into_iter()
+            .map(|c| {
+                let large = c.geometry.erase_size > 4096;
+                let keep = if c.geometry.program_size == 1 { BYTES_LARGE } else { LARGE };
+                let w = workload::all(&c, if large { &[] } else { seeds }, steps)
+                    .into_iter()
+                    .chain(std::iter::once(workload::fill_end(&c)))
+                    .filter(|w| !large || keep.contains(&w.name.as_str()))
+                    .filter(|w| workload::fits(&c, w))
+                    .collect();
+                (c, w)
+            })
+            .collect()
+    }
+
+    /// A sample of the geometry matrix for the test budget: every (read unit, program unit)
+    /// pair once, its sector size, area size and record format taken in turn, with two short
+    /// workloads and, on one-sector 4 KiB areas, the one that fills an area to its last byte.
+    pub fn matrix_sample() -> Vec<(Config, Vec<Workload>)> {
+        let all = Config::all_matrix();
+        // all_matrix() lists 8 configurations (2 sector sizes x 2 area sizes x 2 formats)
+        // per unit pair; take the i-th of each pair's block, i turning over.
+        all.chunks(8)
+            .enumerate()
+            .map(|(i, block)| {
+                let c = block[(i * 3) % 8].clone();
+                // Filling an area costs tens of cut points per sector: only one-sector
+                // areas of 4 KiB do it here, and not with byte units (whose programs split at
+                // every erased-value byte); the model tests fill every configuration.
+                let fill = c.geometry.size == 2 * 4096 && c.geometry.program_size > 1;
+                let w = workload::all(&c, &[], 0)
+                    .into_iter()
+                    .filter(|w| ["new-key", "remove"].contains(&w.name.as_str()))
+                    .chain(fill.then(|| workload::fill_end(&c)))
+                    .filter(|w| workload::fits(&c, w))
+                    .collect();
+                (c, w)
+            })
+            .collect()
     }
 
     /// Adds the workloads that reproduce known engine bugs ([`workload::known_bugs`]) to

@@ -15,6 +15,9 @@ struct Args {
     /// units), longer random sequences, every second cut. Without it, the test budget.
     #[arg(long)]
     full: bool,
+    /// Only the geometry matrix (every configuration of it, as in --full).
+    #[arg(long)]
+    matrix: bool,
     /// Only workloads whose name contains this.
     #[arg(long)]
     workload: Option<String>,
@@ -24,7 +27,8 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Second cuts per first cut: a number, or "all".
+    /// Second cuts per first cut: a number, or "all" (for every configuration, overriding
+    /// the sampling of the large matrix configurations).
     #[arg(long)]
     second_cuts: Option<String>,
     /// Also run the workloads that reproduce known engine bugs (they fail until fixed).
@@ -52,6 +56,9 @@ fn main() -> ExitCode {
 fn try_main() -> Result<bool, String> {
     let args = Args::parse();
     let mut budget = if args.full { Budget::full() } else { Budget::quick() };
+    if args.matrix {
+        budget.plan = Budget::full_matrix();
+    }
     if args.known_bugs {
         budget.add_known_bugs();
     }
@@ -70,6 +77,10 @@ fn try_main() -> Result<bool, String> {
             "all" => SecondCuts::All,
             n => SecondCuts::Sample(n.parse().map_err(|_| format!("--second-cuts: not a number: {n}"))?),
         };
+        // Given on the command line, it holds for every configuration.
+        for (c, _) in &mut budget.plan {
+            c.second_cuts = None;
+        }
     }
     if budget.plan.is_empty() {
         return Err("no workload matches the filters".into());

@@ -86,6 +86,9 @@ fn log_bytes(cfg: &Config, steps: &[Step]) -> u32 {
 /// that after a compaction every sector of the old area is dirty.
 fn churned(cfg: &Config) -> Vec<Step> {
     let mut setup = base(true);
+    // A compaction first, so the standby area holds a stale generation for maintenance to
+    // erase (setting reserved data does not compact).
+    setup.push(Step::Compact);
     let len = (cfg.area_size() as usize / 64).max(64);
     let mut i = 0;
     while log_bytes(cfg, &setup) < cfg.area_size() / 4 * 3 {
@@ -216,6 +219,94 @@ pub fn random(cfg: &Config, seed: u64, steps: usize) -> Workload {
         expect_compaction: false,
         cut_mount: false,
     }
+}
+
+/// Fills an area to its last usable byte. A large key takes most of the area's capacity and
+/// a small one is churned until the log is close to the log limit (`Layout::log_limit`: the
+/// area end in compact format, one program unit short of it in Mbed format, the last record
+/// end Mbed reads back); then a set whose record ends exactly at the limit; then an
+/// overwrite sized so that, after the compaction it needs, its record again ends exactly at
+/// the limit of the new area. (The large key keeps the two operations short: the churned
+/// bytes, not the whole area, are what is rewritten.)
+pub fn fill_end(cfg: &Config) -> Workload {
+    let lay = cfg.layout();
+    let limit = lay.log_limit();
+    let body = lay.body_offset;
+    let rec = |k: &str, n: u32| lay.record_size(k.len() as u32, n).unwrap_or(u32::MAX);
+    let mut setup =
+        vec![set("fe-a", 10, 60, 0), Step::Reserved(pattern(61, 16)), set("fe-b", 40, 62, WRITE_ONCE)];
+    // Room for at least two churned records and the edge record, so the final overwrite
+    // has a record's worth of garbage to reclaim (in small areas of large units a record is
+    // a sizeable share of the area).
+    let min_rec = rec("fe-churn", 1).max(rec("fe-edge", 1));
+    let spare = (lay.capacity() / 4).max(4 * min_rec);
+    let big = lay.capacity().saturating_sub(spare + rec("fe-a", 10) + rec("fe-b", 40) + lay.program_size);
+    if big >= rec("fe-big", 0) {
+        setup.push(set("fe-big", big.saturating_sub(body + 6) as usize, 65, 0));
+    }
+    let churn_len = (spare / 5).max(1) as usize;
+    let mut i = 0;
+    loop {
+        let mut next = setup.clone();
+        next.push(set("fe-churn", churn_len, 500 + i, 0));
+        if log_bytes(cfg, &next) + body + 7 > limit {
+            break;
+        }
+        setup = next;
+        i += 1;
+    }
+    let free = log_bytes(cfg, &setup);
+    let edge_len = limit.saturating_sub(free + body + 7) as usize;
+    let op1 = set("fe-edge", edge_len, 63, REQUIRE_CONFIDENTIALITY);
+    // Live records after op1, each once: the compaction copies them all, then the overwrite.
+    let mut model = State::default();
+    for s in setup.iter().chain(std::iter::once(&op1)) {
+        if let Ok(n) = s.predict(&model) {
+            model = n;
+        }
+    }
+    let live: u32 = model
+        .keys
+        .iter()
+        .map(|(k, e)| lay.record_size(k.len() as u32, e.value.len() as u32).unwrap_or(0))
+        .sum();
+    let size = limit.saturating_sub(lay.first_record() + live);
+    let op2 = set("fe-churn", size.saturating_sub(body + 8) as usize, 64, 0);
+    Workload {
+        name: "fill-end".into(),
+        setup,
+        warmup: vec![],
+        op: vec![op1, op2],
+        expect_compaction: true,
+        cut_mount: false,
+    }
+}
+
+/// Whether `wl` fits `cfg`'s areas: before every step that writes a record, the live
+/// records plus that record stay within the area's capacity (`Layout::capacity`), so the
+/// write fits, after a compaction if need be (the engine's own condition; the oracle never
+/// predicts `Full`). Large program units in one-sector areas leave room for only a few
+/// records; the campaign runs there only the workloads that fit.
+pub fn fits(cfg: &Config, wl: &Workload) -> bool {
+    let lay = cfg.layout();
+    let rec = |k: &[u8], n: usize| lay.record_size(k.len() as u32, n as u32).unwrap_or(u32::MAX) as u64;
+    let mut model = State::default();
+    for s in wl.setup.iter().chain(&wl.warmup).chain(&wl.op) {
+        let size = match s {
+            Step::Set { key, value, .. } | Step::Incremental { key, value, .. } => rec(key, value.len()),
+            Step::Abandon { key, len, .. } => rec(key, *len as usize),
+            Step::Remove { key } => rec(key, 0),
+            _ => 0,
+        };
+        let live: u64 = model.keys.iter().map(|(k, e)| rec(k, e.value.len())).sum();
+        if live + size > lay.capacity() as u64 {
+            return false;
+        }
+        if let Ok(n) = s.predict(&model) {
+            model = n;
+        }
+    }
+    true
 }
 
 /// The standard workloads for `cfg`, with one random sequence of `random_steps` steps per

@@ -1,12 +1,13 @@
 //! The campaign at the test budget must find nothing, and must find deliberate defects.
 //!
-//! `quick_campaign_finds_no_violation` runs every workload on the small geometries (and two
-//! on the real Portenta units) with sampled second cuts; the full campaign is the binary's
+//! `quick_campaign_finds_no_violation` runs every workload on the small geometries (and
+//! most on the real Portenta units), plus a sample of the geometry matrix (every read unit /
+//! program unit pair once), with sampled second cuts and the independent Mbed reader
+//! checking every image; the full campaign, the whole matrix included, is the binary's
 //! `--full`. The sabotage tests break the campaign on purpose (a wrong oracle, a flash that
 //! loses a write, a flash that programs a unit twice) and require the matching check to
-//! fire, so a campaign that checks nothing cannot pass. Failures explained by the engine
-//! bugs in `tests/engine_bugs.rs` are counted apart (`KNOWN_BUGS`); the ignored tests at the
-//! end run without that tolerance and fail until the engine is fixed.
+//! fire, so a campaign that checks nothing cannot pass. No failure is tolerated as a known
+//! engine bug: every bug of `tests/engine_bugs.rs` is fixed.
 
 use tdbstore_powercut::campaign::{self, run_workload};
 use tdbstore_powercut::config::{Budget, Config, Sabotage, SecondCuts};
@@ -27,7 +28,8 @@ fn one(cfg: Config, name: &str, sabotage: Option<Sabotage>) -> campaign::Workloa
 
 #[test]
 fn quick_campaign_finds_no_violation() {
-    let budget = Budget::quick();
+    let mut budget = Budget::quick();
+    budget.tolerate_known = false;
     let workloads: usize = budget.plan.iter().map(|(_, w)| w.len()).sum();
     let report = campaign::run(&budget, |_| {});
     print!("{}", report.render());
@@ -57,6 +59,25 @@ fn quick_campaign_finds_no_violation() {
         );
     }
     assert!(report.reports.iter().any(|r| r.config == "portenta-128K"), "the real 32 B / 128 KiB units ran");
+    // The matrix sample: every (read unit, program unit) pair, both sector sizes, both
+    // formats, an area filled to its last byte; the Mbed reader checked every image.
+    for (read, program) in [(1, 1), (1, 8), (4, 8), (8, 8), (1, 32), (4, 32), (8, 32), (16, 32), (32, 32)]
+        .into_iter()
+        .chain([(1, 256), (4, 256), (8, 256), (16, 256), (32, 256)])
+    {
+        let name = format!("r{read}p{program}/");
+        assert!(report.reports.iter().any(|r| r.config.starts_with(&name)), "{name} ran");
+    }
+    for part in ["/128K", "/4K", "-compact", "-mbed"] {
+        assert!(report.reports.iter().any(|r| r.config.contains(part)), "a {part} configuration ran");
+    }
+    assert!(report.reports.iter().any(|r| r.workload == "fill-end"), "an area was filled to its end");
+    assert!(report.reports.iter().all(|r| r.mbed_images > 0), "the Mbed reader checked every run's images");
+    println!(
+        "matrix sample: {} configurations; {} images checked by the Mbed reader",
+        report.per_config().len(),
+        report.mbed_images()
+    );
     assert!(report.second_cuts() > report.first_cuts(), "second cuts ran");
     assert_eq!(report.violations(), 0, "violations:\n{}", report.render());
 }
@@ -92,25 +113,62 @@ fn a_double_program_is_caught() {
     assert!(r.by_check.get("double-program").copied().unwrap_or(0) > 0, "{r:?}");
 }
 
-/// The test budget with no tolerance for known engine bugs.
-#[test]
-fn quick_campaign_strict() {
-    let mut budget = Budget::quick();
-    budget.tolerate_known = false;
-    let report = campaign::run(&budget, |_| {});
-    assert_eq!(report.violations(), 0, "{}", report.render());
-}
-
 /// The workloads that reproduced the engine bugs of `tests/engine_bugs.rs`, on every small
 /// configuration, with no tolerance.
 #[test]
 fn known_bug_workloads_strict() {
     let mut budget = Budget::quick();
-    budget.plan.retain(|(c, _)| c.name != "portenta-128K");
+    budget.plan.retain(|(c, _)| ["p8/4K", "p32/4K", "p1/4K", "p32/4K-compact"].contains(&c.name.as_str()));
     for (c, w) in &mut budget.plan {
         *w = workload::known_bugs(c);
     }
     budget.tolerate_known = false;
     let report = campaign::run(&budget, |_| {});
     assert_eq!(report.violations(), 0, "{}", report.render());
+}
+
+/// The Mbed-reader check can fail: it agrees with the engine's state of an image, and
+/// notices a value, a key or reserved data the engine would show differently.
+#[test]
+fn the_mbed_oracle_notices_a_difference() {
+    use flash_sim::FlashSim;
+    use tdbstore_powercut::campaign::{mbed_disagreement, with_store};
+    use tdbstore_powercut::flash::Flash;
+    use tdbstore_powercut::model::{Entry, State};
+    let cfg = Config::small_p8();
+    let (f, r) = with_store(&cfg, Flash::new(FlashSim::new(cfg.geometry)), |s| {
+        s.mount()?;
+        s.set(b"k", b"v", tdbstore::WRITE_ONCE)?;
+        s.reserved_data_set(b"r")
+    });
+    r.expect("writes");
+    let mut st = State::default();
+    st.keys.insert(b"k".to_vec(), Entry { flags: tdbstore::WRITE_ONCE, value: b"v".to_vec() });
+    st.reserved = Some(b"r".to_vec());
+    assert_eq!(mbed_disagreement(&cfg, f.sim.image(), &st), None);
+    let mut wrong = st.clone();
+    wrong.keys.insert(b"k".to_vec(), Entry { flags: tdbstore::WRITE_ONCE, value: b"w".to_vec() });
+    assert!(mbed_disagreement(&cfg, f.sim.image(), &wrong).is_some(), "a value");
+    let mut wrong = st.clone();
+    wrong.keys.insert(b"j".to_vec(), Entry { flags: 0, value: vec![] });
+    assert!(mbed_disagreement(&cfg, f.sim.image(), &wrong).is_some(), "a key");
+    let mut wrong = st.clone();
+    wrong.keys.insert(b"k".to_vec(), Entry { flags: 0, value: b"v".to_vec() });
+    assert!(mbed_disagreement(&cfg, f.sim.image(), &wrong).is_some(), "flags");
+    let mut wrong = st;
+    wrong.reserved = None;
+    assert!(mbed_disagreement(&cfg, f.sim.image(), &wrong).is_some(), "reserved data");
+}
+
+/// The matrix `--full` runs (`Budget::full_matrix`): every configuration gets workloads, and all but
+/// the byte-unit ones on 128 KiB sectors fill an area to its last byte.
+#[test]
+fn the_full_matrix_covers_every_configuration() {
+    let plan = Budget::full_matrix();
+    assert_eq!(plan.len(), 112);
+    for (c, w) in &plan {
+        assert!(!w.is_empty(), "{} has no workload", c.name);
+        let bytes_large = c.geometry.program_size == 1 && c.geometry.erase_size > 4096;
+        assert_eq!(w.iter().any(|w| w.name == "fill-end"), !bytes_large, "{}", c.name);
+    }
 }

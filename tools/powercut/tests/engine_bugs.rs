@@ -1,10 +1,11 @@
-//! Minimal reproductions of the engine bugs the power-cut campaign found.
+//! Regression tests for the engine bugs the power-cut campaign found.
 //!
-//! Each test states what the engine should do and fails on the engine as it is, so each is
-
-//! engine_bugs -- --ignored`. They use only the engine's public API through
-//! `tdbstore::sim::open`, like any user. When a bug is fixed, drop its `#[ignore]` (and its
-//! entry in `campaign::KNOWN_BUGS` or its workload in `workload::known_bugs`).
+//! Each test reproduces one bug in a few steps and states what the engine must do; each
+//! failed on the engine as it was when the bug was found, and every one of them is fixed
+//! now, so all of them run (none is ignored) and must pass. They use only the engine's
+//! public API through `tdbstore::sim::open`, like any user. The campaign's
+//! `workload::known_bugs` keeps the workload that first showed each bug, and
+//! `tests/campaign.rs` runs those too.
 
 use flash_sim::{Cut, FlashSim, Geometry};
 use tdbstore::format::RecordFormat;

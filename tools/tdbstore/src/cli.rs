@@ -43,12 +43,53 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Record format of a store this command creates (`format`, or the first write to a
+    /// blank image): `mbed` (Mbed OS reads and writes it; the default) or `compact` (12-byte
+    /// headers, one flash word per small update; Mbed OS reads it as an empty store). An
+    /// existing store keeps its own format: naming the other one for anything but `format`
+    /// is refused.
+    #[arg(
+        long = "record-format",
+        visible_alias = "format",
+        value_enum,
+        value_name = "FORMAT",
+        global = true
+    )]
+    pub record_format: Option<RecordFormatArg>,
+
     /// The flash region image file.
     pub image: PathBuf,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How records are laid out (`--record-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormatArg {
+    /// Mbed OS TDBStore records.
+    Mbed,
+    /// This engine's compact records.
+    Compact,
+}
+
+impl RecordFormatArg {
+    /// The engine's record format.
+    pub fn format(self) -> tdbstore::format::RecordFormat {
+        match self {
+            RecordFormatArg::Mbed => tdbstore::format::RecordFormat::Mbed,
+            RecordFormatArg::Compact => tdbstore::format::RecordFormat::Compact,
+        }
+    }
+}
+
+/// The name the tool uses for a record format.
+pub fn format_name(f: tdbstore::format::RecordFormat) -> &'static str {
+    match f {
+        tdbstore::format::RecordFormat::Mbed => "mbed",
+        tdbstore::format::RecordFormat::Compact => "compact",
+    }
 }
 
 /// A geometry preset.
@@ -133,19 +174,9 @@ impl GeometryArgs {
     }
 }
 
-/// Why the engine refuses a geometry, in words.
-pub fn geometry_message(e: tdbstore::GeometryError) -> &'static str {
-    match e {
-        tdbstore::GeometryError::ZeroUnit => "a unit size is zero",
-        tdbstore::GeometryError::UnitsNotNested => {
-            "read size must divide program size, which must divide erase size"
-        }
-        tdbstore::GeometryError::AreaSize => {
-            "the region must hold two areas of at least one sector each, at most 1 GiB per \
-             area, with room for a record"
-        }
-        tdbstore::GeometryError::WorkBufferTooSmall => "the work buffer is too small",
-    }
+/// Why the engine refuses a geometry, in words that name the field to change.
+pub fn geometry_message(e: tdbstore::GeometryError) -> String {
+    e.to_string()
 }
 
 /// The subcommands.

@@ -80,8 +80,25 @@ pub fn run(cli: &Cli, started: Instant) -> Result<Output, CliError> {
     // Never refuse a geometry for want of buffer: a program unit over 4 KiB needs more.
     let mut work = vec![0u8; WORK_LEN.max(Store::min_work_len(&engine_geo))];
     let mut index = vec![IndexEntry::default(); INDEX_KEYS];
-    let mut store = tdbstore::sim::open(flash, StoreOptions::default(), &mut work, &mut index)
+    let options = StoreOptions {
+        record_format: cli.record_format.map_or(RecordFormat::Mbed, |f| f.format()),
+        ..StoreOptions::default()
+    };
+    let mut store = tdbstore::sim::open(flash, options, &mut work, &mut index)
         .map_err(|e| CliError::Usage(format!("unusable geometry: {}", cli::geometry_message(e))))?;
+    if let (Some(want), false) = (cli.record_format, matches!(cli.command, Command::Format { .. })) {
+        // The option shapes new stores only; an existing store is never converted.
+        let m = store.mount()?;
+        let have = store.store().layout().format;
+        if !m.formatted && have != want.format() {
+            return Err(CliError::Usage(format!(
+                "the image holds a {}-record store; --record-format {} applies only to `format` \
+                 and to blank images",
+                cli::format_name(have),
+                cli::format_name(want.format())
+            )));
+        }
+    }
     let ctx = Ctx { geo, image: cli.image.clone(), started };
     let out = dispatch(&cli.command, &mut store, &ctx)?;
     if writes {
@@ -300,7 +317,7 @@ fn info_report(store: &SimStore<'_>, ctx: &Ctx, blank: bool) -> InfoReport {
         keys: i.keys,
         key_capacity: i.key_capacity,
         free_offset: i.free_offset,
-        free_bytes: i.area_size.saturating_sub(i.free_offset),
+        free_bytes: lay.log_limit().saturating_sub(i.free_offset),
         live_bytes: i.live_bytes,
         reserved_data_len: i.reserved_len,
         torn_tail: i.torn_tail,
@@ -330,6 +347,7 @@ fn info_text(r: &InfoReport) -> String {
         "layout:         master record at {} ({} bytes), first record at {}, {} records",
         l.master_record_offset, l.master_record_size, l.first_record_offset, l.record_format
     );
+    let _ = writeln!(t, "record format:  {}", format_text(l.record_format));
     if r.blank {
         let _ = writeln!(t, "state:          blank (no store yet; the first write formats it)");
     } else {
@@ -354,6 +372,15 @@ fn info_text(r: &InfoReport) -> String {
     t
 }
 
+/// A record format, as `info` and `check` say it.
+fn format_text(name: &str) -> &'static str {
+    if name == "compact" {
+        "compact (this engine's 12-byte headers; Mbed OS reads the store as empty)"
+    } else {
+        "mbed (Mbed OS TDBStore reads and writes it)"
+    }
+}
+
 fn format(store: &mut SimStore<'_>, ctx: &Ctx, full: bool) -> Result<Output, CliError> {
     #[derive(Serialize)]
     struct FormatReport {
@@ -365,8 +392,10 @@ fn format(store: &mut SimStore<'_>, ctx: &Ctx, full: bool) -> Result<Output, Cli
     store.format(full)?;
     let info = info_report(store, ctx, false);
     let how = if full { "erased every sector" } else { "erased the area heads" };
-    let text =
-        format!("formatted ({how}): empty store, version {} in area {}\n", info.version, info.active_area);
+    let text = format!(
+        "formatted ({how}): empty store, {} records, version {} in area {}\n",
+        info.layout.record_format, info.version, info.active_area
+    );
     Ok(Output::new(&FormatReport { formatted: true, full, info }, text))
 }
 
@@ -383,8 +412,13 @@ fn keys(store: &mut SimStore<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>, CliErro
 fn ls(store: &mut SimStore<'_>, prefix: &str) -> Result<Output, CliError> {
     #[derive(Serialize)]
     struct Entry {
+        /// The stored key (what `get`, `set` and `rm` take).
         key: String,
         key_hex: String,
+        /// The key as a Tock app wrote it ([`tdbstore::app_key`]); `null` for a stored key
+        /// the mapping never produces (no app can reach it).
+        app_key: Option<String>,
+        app_key_hex: Option<String>,
         size: usize,
         flags: u32,
         flag_names: Vec<String>,
@@ -398,18 +432,28 @@ fn ls(store: &mut SimStore<'_>, prefix: &str) -> Result<Output, CliError> {
     let mut entries = Vec::new();
     for k in keys(store, prefix.as_bytes())? {
         let (size, flags) = store.get_info(&k).map_err(|e| CliError::key(&show_key(&k), e))?;
+        let app_key = tdbstore::app_key::app_key(&k).ok();
         entries.push(Entry {
             key: show_key(&k),
             key_hex: hex::encode(&k),
+            app_key: app_key.map(|a| show_key(a.as_bytes())),
+            app_key_hex: app_key.map(|a| hex::encode(a.as_bytes())),
             size,
             flags,
             flag_names: flag_names(flags),
         });
     }
-    let width = entries.iter().map(|e| e.key.chars().count()).max().unwrap_or(0);
+    // Keys as apps wrote them; an escaped one also shows its stored form, which the other
+    // commands take.
+    let shown = |e: &Entry| match &e.app_key {
+        Some(a) if *a == e.key => a.clone(),
+        Some(a) => format!("{a} (stored as {})", e.key),
+        None => e.key.clone(),
+    };
+    let width = entries.iter().map(|e| shown(e).chars().count()).max().unwrap_or(0);
     let mut t = String::new();
     for e in &entries {
-        let _ = writeln!(t, "{:<width$}  {:>8}  {}", e.key, e.size, flags_text(e.flags));
+        let _ = writeln!(t, "{:<width$}  {:>8}  {}", shown(e), e.size, flags_text(e.flags));
     }
     Ok(Output::new(&LsReport { count: entries.len(), keys: entries }, t))
 }
@@ -511,8 +555,15 @@ fn check(store: &mut SimStore<'_>) -> Result<Output, CliError> {
         unreachable: Vec<Unreachable>,
         reserved_data_len: Option<usize>,
         torn_tail: bool,
+        /// "mbed" or "compact".
+        record_format: &'static str,
+        /// Records the real Mbed TDBStore would not read (see [`mbed_unreadable`]): a
+        /// warning, not a failure, since this engine reads them.
+        mbed_unreadable: Vec<MbedUnreadable>,
     }
     let m: MountInfo = store.mount()?;
+    let record_format = cli::format_name(store.store().layout().format);
+    let mbed_unreadable = mbed_unreadable(store);
     let all = keys(store, b"")?;
     let (mut values_ok, mut value_bytes, mut corrupt) = (0, 0u64, Vec::new());
     for k in &all {
@@ -549,9 +600,20 @@ fn check(store: &mut SimStore<'_>) -> Result<Output, CliError> {
         unreachable,
         reserved_data_len,
         torn_tail: m.torn_tail,
+        record_format,
+        mbed_unreadable,
     };
     let mut t = String::new();
     let _ = writeln!(t, "check:          {}", if r.ok { "ok" } else { "FAILED" });
+    let _ = writeln!(t, "record format:  {}", format_text(r.record_format));
+    for u in &r.mbed_unreadable {
+        let _ = writeln!(
+            t,
+            "warning:        Mbed OS would not read the record of key {:?} at area offset {} ({}); \
+             its scan stops there, so it misses this and every later record",
+            u.key, u.offset, u.why
+        );
+    }
     if r.blank {
         let _ = writeln!(t, "state:          blank (no store yet)");
     } else {
@@ -591,6 +653,50 @@ fn check(store: &mut SimStore<'_>) -> Result<Output, CliError> {
     let mut out = Output::new(&r, t);
     out.failure = failure;
     Ok(out)
+}
+
+/// A record of the log that the real Mbed TDBStore would reject.
+#[derive(Serialize)]
+struct MbedUnreadable {
+    offset: u32,
+    key: String,
+    key_hex: String,
+    why: &'static str,
+}
+
+/// Records of an Mbed-format log that Mbed's `read_record` rejects although this engine
+/// reads them: one whose last byte is the area's last byte (Mbed checks `>=`, format notes
+/// B2; this engine never writes one, but Mbed-CE and older versions of this engine do).
+/// Mbed's mount scan stops at the first, so it loses that record and every one after it.
+fn mbed_unreadable(store: &SimStore<'_>) -> Vec<MbedUnreadable> {
+    let info = store.store().info();
+    let lay = store.store().layout();
+    if lay.format != RecordFormat::Mbed {
+        return Vec::new();
+    }
+    let base = info.active_area as usize * lay.area_size as usize;
+    let Some(area) = store.flash().image().get(base..base + lay.area_size as usize) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut off = lay.first_record();
+    while off < info.free_offset {
+        let Some(rest) = area.get(off as usize..) else { break };
+        let Some(h) = lay.parse_header(rest) else { break };
+        let Some(size) = lay.record_extent(off, &h).filter(|&s| s > 0) else { break };
+        if !lay.mbed_reads(off, &h) {
+            let key = rest.get(lay.body_offset as usize..(lay.body_offset as usize + h.key_len as usize));
+            let key = key.unwrap_or_default();
+            found.push(MbedUnreadable {
+                offset: off,
+                key: show_key(key),
+                key_hex: hex::encode(key),
+                why: "it ends exactly at the area end",
+            });
+        }
+        off += size;
+    }
+    found
 }
 
 /// An intact record found after the end of the log.

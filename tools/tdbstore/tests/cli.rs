@@ -291,8 +291,9 @@ fn oversize_values_are_refused() {
         .code(3)
         .stderr(predicate::str::contains("value too large").and(predicate::str::contains("20000")));
     assert_eq!(fs::read(&img).expect("image"), before);
-    // Fits in an area but not beside what is there: full, not too large.
-    fs::write(&file, vec![0xA5; 16_240]).expect("write");
+    // Fits in an area (at most 16,237 bytes under a 3-byte key: the last 8-byte unit of
+    // the area stays free, for Mbed) but not beside what is there: full, not too large.
+    fs::write(&file, vec![0xA5; 16_230]).expect("write");
     small(&img, &["set", "big", "--file", file.to_str().expect("UTF-8 path")])
         .assert()
         .code(3)
@@ -436,4 +437,110 @@ fn golden_small_write_once_flags() {
     small(&img, &["check"]).assert().success();
     small(&img, &["set", "wo1", "x"]).assert().code(3);
     assert_eq!(fs::read(&img).expect("image"), before);
+}
+
+/// `ls` shows keys as Tock apps wrote them (`tdbstore::app_key`), with the stored form of
+/// escaped ones, which `get`, `set` and `rm` take.
+#[test]
+fn ls_shows_keys_as_apps_wrote_them() {
+    let (_d, img) = setup();
+    // What the Tock capsule stores for "First Key" padded with NULs to 16 bytes, for an
+    // empty key, for `stats`, and a `~` key the mapping never makes (no app's).
+    for k in ["~Rmlyc3QgS2V5AAAAAAAAAA", "~", "stats", "~a"] {
+        small(&img, &["set", k, "v"]).assert().success();
+    }
+    let out = small(&img, &["ls"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let line = |start: &str| text.lines().find(|l| l.starts_with(start)).map(str::to_owned);
+    assert!(
+        line("First Key\\x00\\x00\\x00\\x00\\x00\\x00\\x00 (stored as ~Rmlyc3QgS2V5AAAAAAAAAA)").is_some(),
+        "{text}"
+    );
+    assert!(line(" (stored as ~)").is_some(), "the empty key: {text}");
+    assert!(line("stats ").is_some() && !text.contains("stats (stored"), "{text}");
+    assert!(line("~a ").is_some(), "{text}");
+    let mut c = small(&img, &["ls"]);
+    c.arg("--json");
+    let v = json_of(&c.assert().success().get_output().stdout.clone());
+    let keys = v["keys"].as_array().expect("array");
+    let entry = |stored: &str| keys.iter().find(|k| k["key"] == stored).expect(stored).clone();
+    assert_eq!(entry("~Rmlyc3QgS2V5AAAAAAAAAA")["app_key_hex"], "4669727374204b657900000000000000");
+    assert_eq!(entry("~")["app_key_hex"], "");
+    assert_eq!(entry("stats")["app_key"], "stats");
+    assert!(entry("~a")["app_key"].is_null());
+}
+
+/// `--record-format compact` (alias `--format`) creates compact-record stores, which the
+/// other commands then edit; `info` and `check` say which format an image is in, and an
+/// existing store is never silently taken for the other format.
+#[test]
+fn record_format_option_creates_and_edits_compact_stores() {
+    let (_d, img) = setup();
+    small(&img, &["--record-format", "compact", "format"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("compact records"));
+    small(&img, &["set", "stats", "twelve bytes"]).assert().success();
+    small(&img, &["--format", "compact", "set", "other", "v"]).assert().success();
+    small(&img, &["get", "stats"]).assert().success().stdout("twelve bytes\n");
+    small(&img, &["info"]).assert().success().stdout(predicate::str::contains("record format:  compact"));
+    let mut c = small(&img, &["info"]);
+    c.arg("--json");
+    assert_eq!(
+        json_of(&c.assert().success().get_output().stdout.clone())["layout"]["record_format"],
+        "compact"
+    );
+    let mut c = small(&img, &["check"]);
+    c.arg("--json");
+    let v = json_of(&c.assert().success().get_output().stdout.clone());
+    assert_eq!((v["record_format"].as_str(), v["keys"].as_u64()), (Some("compact"), Some(2)));
+    // A compact store is not an Mbed one: refused, image untouched.
+    let before = fs::read(&img).expect("image");
+    small(&img, &["--record-format", "mbed", "set", "x", "y"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("compact-record store"));
+    assert_eq!(fs::read(&img).expect("image"), before);
+    // `format` converts, explicitly.
+    small(&img, &["--record-format", "mbed", "format"]).assert().success();
+    small(&img, &["info"]).assert().success().stdout(predicate::str::contains("record format:  mbed"));
+    small(&img, &["--record-format", "bogus", "info"]).assert().code(1);
+}
+
+/// `check` warns about a record Mbed OS would not read: one ending exactly at the area end
+/// (written here by hand; Mbed-CE and older versions of this engine wrote such records).
+#[test]
+fn check_warns_about_records_mbed_would_not_read() {
+    use tdbstore::format::{Header, Layout};
+    let (_d, img) = setup();
+    small(&img, &["set", "k0", "x"]).assert().success();
+    small(&img, &["check"]).assert().success().stdout(predicate::str::contains("warning").not());
+    let mut c = small(&img, &["info"]);
+    c.arg("--json");
+    let free =
+        json_of(&c.assert().success().get_output().stdout.clone())["free_offset"].as_u64().expect("free");
+    let (area, free) = (16_384usize, free as usize);
+    let lay = Layout::new(8, area as u32);
+    let key = b"end";
+    let data = vec![0x5A; area - free - 24 - key.len()];
+    let mut h = Header { flags: 0, key_len: key.len() as u16, data_len: data.len() as u32, crc: 0 };
+    let mut crc = lay.crc_start(&h);
+    crc.update(key);
+    crc.update(&data);
+    h.crc = crc.value();
+    let mut bytes = fs::read(&img).expect("image");
+    h.encode(&mut bytes[free..free + 24]);
+    bytes[free + 24..free + 24 + key.len()].copy_from_slice(key);
+    bytes[free + 24 + key.len()..area].copy_from_slice(&data);
+    fs::write(&img, &bytes).expect("write");
+    small(&img, &["get", "end", "--hex"]).assert().success();
+    small(&img, &["check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning:        Mbed OS would not read the record of key \"end\""));
+    let mut c = small(&img, &["check"]);
+    c.arg("--json");
+    let v = json_of(&c.assert().success().get_output().stdout.clone());
+    assert_eq!(v["mbed_unreadable"][0]["offset"].as_u64(), Some(free as u64));
 }

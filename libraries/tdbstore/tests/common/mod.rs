@@ -203,3 +203,59 @@ pub fn assert_same(got: &Contents, want: &Contents, ctx: &str) {
     };
     panic!("{ctx}:\n got:  {:?}\n want: {:?}", summary(got), summary(want));
 }
+
+/// Mbed-format images the independent Mbed reader has checked in this test process.
+pub static MBED_IMAGES_CHECKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The oracle in the loop: the independent Mbed reader (`mbed-reader`, written from the format
+/// notes) must see in the store's image exactly what the engine shows: keys, values, flags
+/// and reserved data. A compact-record image must read to Mbed as a store with no keys
+/// (its records stop Mbed's scan at once). Returns a description of the first difference.
+pub fn mbed_disagreement(s: &mut SimStore<'_>, format: tdbstore::format::RecordFormat) -> Option<String> {
+    let g = s.flash().geometry();
+    let m = mbed_reader::Image::new(s.flash().image(), g.program_size, g.erase_size).mount();
+    MBED_IMAGES_CHECKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mbed_reader::Mount::Store(st) = m else { return Some(format!("Mbed would not mount it: {m:?}")) };
+    let ours = contents(s);
+    let theirs: Contents = st.user_keys().into_iter().collect();
+    let mut r = [0u8; 64];
+    let reserved = s.reserved_data_get(&mut r).ok().map(|n| r[..n].to_vec());
+    match format {
+        tdbstore::format::RecordFormat::Mbed => {
+            if theirs != ours {
+                let names = |c: &Contents| {
+                    c.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()
+                };
+                let diff: Vec<String> = ours
+                    .iter()
+                    .filter(|(k, v)| theirs.get(*k) != Some(v))
+                    .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                    .collect();
+                return Some(format!(
+                    "keys differ (log end {}): Mbed {:?}, engine {:?}, first difference in {:?}",
+                    st.free_offset,
+                    names(&theirs),
+                    names(&ours),
+                    diff
+                ));
+            }
+        }
+        tdbstore::format::RecordFormat::Compact => {
+            if !theirs.is_empty() || st.revision != tdbstore::format::COMPACT_REVISION {
+                return Some(format!(
+                    "a compact store reads to Mbed as revision {} with {} keys",
+                    st.revision,
+                    theirs.len()
+                ));
+            }
+        }
+    }
+    let theirs_reserved = st.reserved.map(|(_, d)| d);
+    (theirs_reserved != reserved).then(|| {
+        format!(
+            "reserved data: Mbed {:?}, engine {:?}",
+            theirs_reserved.map(|d| d.len()),
+            reserved.map(|d| d.len())
+        )
+    })
+}
