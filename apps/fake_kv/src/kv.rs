@@ -35,7 +35,7 @@
 //! | error | when |
 //! |---|---|
 //! | `SIZE` | key longer than the driver's key buffer (64 bytes); value longer than the value buffer less the 9-byte header (503 bytes) |
-//! | `INVAL` | set / add / update by a process without write permission (no TBF `write_id`, or no fixed ShortId); empty key (see below) |
+//! | `INVAL` | set / add / update by a process without write permission (no TBF `write_id`, or no fixed ShortId) |
 //! | injected | [`KeyValue::fail_next`] with [`Failure::Command`] |
 //!
 //! Completed through the upcall `(status, len, 0)`:
@@ -57,9 +57,10 @@
 //! process's ShortId (not the number in the TBF `write_id` field: that only grants write
 //! permission; see [`Permissions::from_tbf`]).
 //!
-//! Empty keys: the upstream driver passes a zero-length key (also what it reads when no key
-//! buffer is allowed) down to the store. This project's engine refuses it when the operation
-//! starts, so the command fails with `INVAL`; the fake does the same.
+//! Keys are any bytes, 0 to 64 of them: the upstream driver passes a zero-length key (also
+//! what it reads when no key buffer is allowed) down to the store, and this project's capsule
+//! maps every key, the empty one and those with bytes Mbed forbids included, onto a stored
+//! key (`tdbstore::app_key`); the fake, like the kernel, treats them all as keys.
 //!
 //! The kernel copies the key (and the value to write) when the command is issued, so the
 //! operation does not depend on the buffers staying allowed; only `get`'s read-write buffer is
@@ -482,9 +483,6 @@ impl KeyValue {
             }
             (_, id) => id.unwrap_or(0),
         };
-        if key.is_empty() && command != command::GARBAGE_COLLECT {
-            return (key, Completion::Refused(ErrorCode::Invalid));
-        }
         match self.take_injected(command) {
             Some(Failure::Command(e)) => return (key, Completion::Refused(e)),
             Some(Failure::Upcall(e)) => return (key, self.complete(Err(e), 0)),

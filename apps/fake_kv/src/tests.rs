@@ -176,15 +176,21 @@ fn key_and_value_limits_are_the_kernel_buffers() {
 }
 
 #[test]
-fn empty_key_is_refused() {
+fn any_key_bytes_are_a_key_as_in_the_kernel() {
     let store = Store::new();
     let kv = KeyValue::new(&store, stats_app());
+    let mut first = [0u8; 16];
+    first[..9].copy_from_slice(b"First Key");
     with_kernel(&kv, || {
-        assert_eq!(Kv::set(b"", b"v"), Err(ErrorCode::Invalid));
         let mut buf = [0u8; 4];
-        assert_eq!(Kv::get(b"", &mut buf), Err(ErrorCode::Invalid));
+        for key in [&b""[..], &first, b"a b", b"TDBS", &[0xFF; 64]] {
+            assert_eq!(Kv::set(key, b"v"), Ok(()), "{key:?}");
+            assert_eq!(Kv::get(key, &mut buf), Ok(1));
+        }
+        assert_eq!(Kv::delete(b""), Ok(()));
+        assert_eq!(Kv::get(b"", &mut buf), Err(ErrorCode::NoSupport));
     });
-    assert!(store.keys().is_empty());
+    assert_eq!(store.keys().len(), 4);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! ```text
 //!  apps (kv_stats, kv_share, ...)        syscalls: console, LEDs, alarm, KV 0x50003
 //! --------------------------------------------------------------------------------
-//!  KVStoreDriver -> VirtualKVPermissions -> MuxKVPermissions -> KVStorePermissions
+//!  KvSyscallDriver (capsules/tdbstore, upstream's ABI)
+//!  -> VirtualKVPermissions -> MuxKVPermissions -> KVStorePermissions       (upstream)
 //!  capsules/tdbstore (hil::kv::KV, via its component)
 //!  stm32h7::flash::Flash (nor_flash_hil::NorFlash)         bank 2, 0x0810_0000, 1 MiB
 //!  stm32h7: RCC 400 MHz, USART1 console, TIM2 alarm, GPIO LEDs   (this file wires)
@@ -75,7 +76,10 @@ type FlashHw = stm32h7::chip::FlashDriver<'static>;
 type KvStore = capsules_tdbstore::component::TdbStoreComponentType<FlashHw>;
 type KvPermissions = components::kv::KVStorePermissionsComponentType<KvStore>;
 type VirtualKv = components::kv::VirtualKVPermissionsComponentType<KvPermissions>;
-type KvDriver = components::kv::KVDriverComponentType<VirtualKv>;
+/// This project's KV syscall driver (upstream's ABI) instead of upstream's `KVStoreDriver`,
+/// which loses its value buffer when an app dies during a `get` (and more: see
+/// `capsules_tdbstore::kv_syscall`).
+type KvDriver = capsules_tdbstore::kv_syscall::KvSyscallDriver<'static, VirtualKv>;
 
 /// The system calls this board offers.
 struct PortentaH7 {
@@ -339,13 +343,14 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
         .finalize(components::kv_permissions_mux_component_static!(KvPermissions));
     let virtual_kv = components::kv::VirtualKVPermissionsComponent::new(kv_mux)
         .finalize(components::virtual_kv_permissions_component_static!(KvPermissions));
-    let kv_driver = components::kv::KVDriverComponent::new(
+    // The virtualizer's only client: every app's request is queued in the syscall driver.
+    let kv_driver = capsules_tdbstore::component::KvSyscallComponent::new(
         virtual_kv,
         board_kernel,
         capsules_extra::kv_driver::DRIVER_NUM,
         create_capability!(capabilities::MemoryAllocationCapability),
     )
-    .finalize(components::kv_driver_component_static!(VirtualKv));
+    .finalize(capsules_tdbstore::kv_syscall_component_static!(VirtualKv));
 
     // ---------- PROCESSES ----------
     // ShortIds from the TBF headers; storage permissions from the TBF headers' write_id,

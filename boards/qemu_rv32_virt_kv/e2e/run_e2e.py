@@ -17,6 +17,11 @@ anything failed.
                   (one per seed); every reboot mounts the store and finds each key at its old
                   or its new value, the canary and kv_stats's record untouched; the host CLI
                   then checks the image offline
+5. kv check       kv_check, in the style of upstream's C and Rust KV tests: keys of every
+                  byte value and length, zero-length values, values at and over the limit,
+                  add/add, update of a missing key, delete twice, garbage collection from
+                  userspace (one key rewritten past the area's size never reports full), IPC
+                  discovery; then the host CLI shows the app's keys as the app wrote them
 Every boot must end by itself (the kernel stops QEMU when all processes have exited) with
 status 0, except the killed ones. Boots run with `-icount` (see ICOUNT) unless --real-time.
 """
@@ -372,16 +377,197 @@ def test_power_cut(env, r, seeds):
     shutil.copy(kv, os.path.join(env.build, "powercut-final.img"))
 
 
+# What kv_check leaves behind: stored key -> the app's key (hex), per tdbstore::app_key.
+KV_CHECK_KEYS = {
+    "kv_check": "kv_check".encode().hex(),
+    "~Rmlyc3QgS2V5AAAAAAAAAA": (b"First Key" + bytes(7)).hex(),
+    "~": "",
+}
+# The fewest PASS lines a complete kv_check run prints (a truncated run must not pass).
+KV_CHECK_MIN_CHECKS = 37
+
+
+def test_kv_check(env, r):
+    print("== kv_check: the KV driver's codes, any key, garbage collection, IPC", flush=True)
+    if not env.tab("kv_check"):
+        r.check(False, "kv_check.tab exists (make e2e-app)", f"not in {env.args.e2e_apps}")
+        return
+    kv = env.fresh_store("check")
+    b = env.boot(env.apps("kv_check"), kv, timeout=max(env.args.timeout, 600))
+    ended(r, b, "kv_check")
+    lines = [line.strip() for line in b.lines]
+    passed = failed = 0
+    for line in lines:
+        if line.startswith("PASS "):
+            passed += 1
+            r.check(True, "kv_check: " + line[5:])
+        elif line.startswith("FAIL "):
+            failed += 1
+            name, _, detail = line[5:].partition(": ")
+            r.check(False, "kv_check: " + name, detail)
+    done = next((l for l in lines if l.startswith("kv_check: done")), None)
+    r.check(done == f"kv_check: done {passed} passed 0 failed" and failed == 0 and passed >= KV_CHECK_MIN_CHECKS,
+            f"kv_check: ran to the end, every check passed (at least {KV_CHECK_MIN_CHECKS})",
+            f"done line {done!r}, {passed} passed, {failed} failed ({b.seconds:.0f} s): {tail(b)}")
+    # Offline: the app's keys as it wrote them, valid Mbed keys stored as they are.
+    out, status = env.cli(kv, "check")
+    r.check(status == 0 and out.get("ok") is True, "host CLI: check passes on kv_check's store", str(out))
+    listing, _ = env.cli(kv, "ls")
+    stored = {k.get("key"): k.get("app_key_hex") for k in listing.get("keys", [])}
+    r.check(stored == KV_CHECK_KEYS, "host CLI: ls shows kv_check's keys as the app wrote them",
+            f"got {stored}, want {KV_CHECK_KEYS}")
+    info, _ = env.cli(kv, "info")
+    r.check((info.get("version") or 0) > 1, "host CLI: the rewrites went through compaction (area version > 1)",
+            str(info.get("version")))
+
+
+# The stress test's apps (e2e/kv_stress, built by the Makefile's e2e-app): name -> storage id.
+STRESS_APPS = {"stress_w0": 10, "stress_w1": 11, "stress_w2": 12, "stress_w3": 13, "stress_rd": 14,
+               "stress_canary": 15, "stress_fuzz": 16, "stress_die": 17, "stress_gc": 18}
+STRESS_CANARY = (b"stress_canary", b"the canary: nobody but its owner may change this")
+
+
+def stress_figures(lines):
+    """The `<role>: done ...` lines as {role: {field: int}}."""
+    out = {}
+    for line in lines:
+        m = re.match(r"(worker\d|reader|canary|fuzz|gc): done (.*)$", line)
+        if m:
+            words = m.group(2).split()
+            out[m.group(1)] = {k: int(v) for k, v in zip(words[::2], words[1::2]) if v.isdigit()}
+    return out
+
+
+def stress_boot(env, r, apps, kv, n, totals):
+    """One boot of the nine stress apps; checks its console. Returns the boot."""
+    b = env.boot(apps, kv, timeout=max(env.args.timeout, 600))
+    name = f"stress boot {n}"
+    ended(r, b, name)
+    lines = b.lines
+    text = b.text()
+    violations = [l for l in lines if "VIOLATION" in l]
+    r.check(not violations, f"{name}: no app saw a broken promise (VIOLATION lines)", " | ".join(violations[:4]))
+    r.check("panicked" not in text and "Kernel panic" not in text, f"{name}: the kernel never panicked", tail(b))
+    f = stress_figures(lines)
+    workers = [f.get(f"worker{i}") for i in range(4)]
+    r.check(all(w and w.get("violations") == 0 for w in workers),
+            f"{name}: four workers finished their round against their models", str(workers))
+    if n > 1:
+        ok = [l for l in lines if re.match(r"worker\d: after reboot: .*: ok$", l)]
+        r.check(len(ok) == 4, f"{name}: every acknowledged write of the earlier rounds is there after the reboot",
+                " | ".join(l for l in lines if "after reboot" in l))
+    reader, canary, fuzz, gc = (f.get(k) for k in ("reader", "canary", "fuzz", "gc"))
+    r.check(bool(reader) and reader.get("violations") == 0 and reader.get("found", 0) > 0,
+            f"{name}: the reader read the workers' shared keys while they changed, every value one they wrote",
+            str(reader))
+    r.check(bool(canary) and canary.get("violations") == 0, f"{name}: the canary key intact throughout", str(canary))
+    # Queueing: every app's request waits in the driver's queue, none is refused for another's.
+    queued = {k: (v.get("busy"), v.get("nomem")) for k, v in f.items() if k != "fuzz"}
+    r.check(all(v == (0, 0) for v in queued.values()) and len(queued) == 7,
+            f"{name}: no app was refused (BUSY or NOMEM) because another's operation ran", str(queued))
+    r.check(bool(fuzz) and fuzz.get("violations") == 0 and fuzz.get("calls", 0) > 0,
+            f"{name}: fuzzer: {fuzz.get('calls') if fuzz else '?'} raw KV syscalls, each a well-formed result, "
+            "and the driver still serves it afterwards", str(fuzz))
+    restarts = [l for l in lines if re.search(r"process die faulted; restart \d+", l)]
+    lives = [l for l in lines if l.startswith("die: life ")]
+    done = next((l for l in lines if l.startswith("die: done lives")), None)
+    r.check(len(restarts) == env.args.stress_lives and len(lives) == env.args.stress_lives and done is not None,
+            f"{name}: the dying app faulted {len(restarts)} times with an operation in flight, restarted each time",
+            f"{len(restarts)} restarts, {len(lives)} lives, done {done!r}")
+    r.check(bool(gc) and gc.get("failed") == 0 and gc.get("ok", 0) > 0,
+            f"{name}: {gc.get('ok') if gc else '?'} garbage collections from userspace (command 6), all Ok", str(gc))
+    # GC cannot starve the others: every worker made progress while the gc app was still
+    # collecting in a loop (round robin: one operation per app between two collections).
+    gc_end = (gc or {}).get("end")
+    during = {f"worker{i}": 0 for i in range(4)}
+    for line in lines:
+        m = re.match(r"(worker\d): op (\d+) at (\d+) us$", line)
+        if m and gc_end is not None and int(m.group(3)) < gc_end:
+            during[m.group(1)] = max(during[m.group(1)], int(m.group(2)))
+    r.check(gc_end is not None and all(n >= 25 for n in during.values()),
+            f"{name}: every worker progressed while the gc app collected in a loop "
+            f"(operations done by each when the loop ended, counted in 25s: {during})", f"gc end {gc_end}")
+    ops = sum(v.get("ops", 0) for k, v in f.items() if k.startswith("worker")) + (reader or {}).get("reads", 0) \
+        + (gc or {}).get("collections", 0)
+    span = max((v.get("us", 0) for v in f.values()), default=0)
+    waits = {k: v.get("max_wait_us") for k, v in f.items() if "max_wait_us" in v}
+    totals["ops"] += ops
+    totals["fuzz"] += (fuzz or {}).get("calls", 0)
+    totals["faults"] += len(restarts)
+    totals["violations"] += len(violations)
+    rate = ops / (span / 1e6) if span else 0
+    print(f"      figures: {ops} KV operations in {span / 1e6:.2f} s emulated ({rate:.0f} per emulated second), "
+          f"{(fuzz or {}).get('calls', 0)} fuzz calls, {len(restarts)} faults; longest wait per app (us): {waits}; "
+          f"BUSY per app: { {k: v[0] for k, v in queued.items()} }; host {b.seconds:.0f} s", flush=True)
+    return b
+
+
+def stored_form(key):
+    """tdbstore::app_key's stored form of a key that is not a valid Mbed key."""
+    import base64
+    return "~" + base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+def test_stress(env, r, boots):
+    print(f"== stress: 4 workers, a reader, a canary, a fuzzer, a dying app, a gc loop ({boots} boots)", flush=True)
+    missing = [a for a in STRESS_APPS if not env.tab(a)]
+    if missing:
+        r.check(False, "the stress TABs exist (make e2e-app)", f"missing {missing} in {env.args.e2e_apps}")
+        return
+    # The dying app alone: nothing else queued, so each of its operations is running in the
+    # store when it faults (with upstream's KVStoreDriver the first `get` that dies with its
+    # app loses the driver's value buffer, and the restarted app's next `get` never returns).
+    b = env.boot(env.apps("stress_die"), env.fresh_store("die"), timeout=max(env.args.timeout, 600))
+    restarts = [l for l in b.lines if re.search(r"process die faulted; restart \d+", l)]
+    done = next((l for l in b.lines if l.startswith("die: done lives")), None)
+    r.check(b.ended_cleanly() and len(restarts) == env.args.stress_lives and done is not None,
+            f"dying app alone: faulted {len(restarts)} times with its operation running in the store, "
+            "restarted each time, its next operations served", f"done {done!r}: {tail(b)}")
+    kv = env.fresh_store("stress")
+    apps = env.apps(*STRESS_APPS)
+    totals = {"ops": 0, "fuzz": 0, "faults": 0, "violations": 0}
+    for n in range(1, boots + 1):
+        stress_boot(env, r, apps, kv, n, totals)
+    # Offline: the store checks clean, the canary is its owner's, untouched.
+    out, status = env.cli(kv, "check")
+    r.check(status == 0 and out.get("ok") is True, "host CLI: check passes after the stress boots", str(out)[:300])
+    out, _ = env.cli(kv, "get", STRESS_CANARY[0].decode())
+    value = bytes.fromhex(out.get("hex") or "")
+    r.check(record_writer(out.get("hex") or "") == STRESS_APPS["stress_canary"] and value[9:] == STRESS_CANARY[1],
+            "host CLI: the canary holds its owner's value, written under its id", str(out)[:200])
+    # The checker can fail: remove one acknowledged worker key offline; the next boot's
+    # worker must report it.
+    listing, _ = env.cli(kv, "ls")
+    victim = next((bytes.fromhex(k["app_key_hex"]) for k in listing.get("keys", [])
+                   if (k.get("app_key_hex") or "").startswith("a0") and len(k["app_key_hex"]) > 2
+                   and k["app_key_hex"][2:4] != "ff"), None)
+    if not r.check(victim is not None, "host CLI: lists worker 0's keys", str(listing)[:200]):
+        return
+    out, status = env.cli(kv, "rm", stored_form(victim))
+    region = os.path.join(env.build, "region.bin")
+    with open(region, "rb") as src, open(kv, "r+b") as dst:
+        dst.write(src.read())
+    b = env.boot(env.apps("stress_w0"), kv, timeout=max(env.args.timeout, 600))
+    caught = [l for l in b.lines if l.startswith("VIOLATION worker0: after reboot")]
+    r.check(status == 0 and bool(caught),
+            "negative control: a worker key removed offline is reported lost by its worker after the reboot",
+            f"rm status {status}; worker0 lines: {[l for l in b.lines if l.startswith('worker0')]}")
+    print(f"      stress totals: 9 apps, {totals['ops']} KV operations, {totals['fuzz']} fuzz calls, "
+          f"{totals['faults']} faults injected, {totals['violations']} violations", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qemu", required=True, help="QEMU machine flags (from the Makefile)")
     ap.add_argument("--build", required=True, help="scratch directory")
     ap.add_argument("--apps", required=True, help="directory with kv_stats.tab, kv_share.tab, ...")
-    ap.add_argument("--e2e-apps", required=True, help="directory with kv_burst.tab")
+    ap.add_argument("--e2e-apps", required=True, help="directory with kv_burst.tab and kv_check.tab")
     ap.add_argument("--root", required=True, help="repository root (for the host CLI)")
     ap.add_argument("--tockloader", default="tockloader")
     ap.add_argument("--boots", type=int, default=3)
     ap.add_argument("--seeds", default="1,2,3,4,5,6,7,8,9", help="power-cut seeds, comma-separated")
+    ap.add_argument("--stress-boots", type=int, default=2, help="boots of the stress test (make soak: more)")
+    ap.add_argument("--stress-lives", type=int, default=20, help="lives of the stress test's dying app per boot")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per boot")
     ap.add_argument("--real-time", action="store_true", help=f"boot without {ICOUNT}")
     ap.add_argument("--only", help="run only tests whose name contains this")
@@ -400,6 +586,8 @@ def main():
         ("count", lambda: test_boot_count_and_permissions(env, r, args.boots)),
         ("upstream", lambda: test_upstream_kv(env, r)),
         ("powercut", lambda: test_power_cut(env, r, seeds)),
+        ("kvcheck", lambda: test_kv_check(env, r)),
+        ("stress", lambda: test_stress(env, r, args.stress_boots)),
     ]
     for name, test in tests:
         if args.only and args.only not in name:

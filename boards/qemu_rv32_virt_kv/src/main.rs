@@ -5,9 +5,10 @@
 //! machine's CFI parallel flash: the whole system without hardware.
 //!
 //! ```text
-//!  apps (kv_stats, kv_share, ...)            syscalls: console, alarm, RNG, KV 0x50003
+//!  apps (kv_stats, kv_share, ...)            syscalls: console, alarm, RNG, KV 0x50003, IPC
 //! ----------------------------------------------------------------------------------
-//!  KVStoreDriver -> VirtualKVPermissions -> MuxKVPermissions -> KVStorePermissions
+//!  KvSyscallDriver (capsules/tdbstore, upstream's ABI)
+//!  -> VirtualKVPermissions -> MuxKVPermissions -> KVStorePermissions       (upstream)
 //!  capsules/tdbstore (hil::kv::KV, via its component)
 //!  CfiFlash (nor_flash_hil::NorFlash, lib `cfi_flash`)   pflash bank 1, 0x2200_0000
 //!  qemu_rv32_virt_chip: 16550 UART, CLINT, PLIC, VirtIO RNG          (this file wires)
@@ -42,8 +43,19 @@ use rv32i::dma_fence::RiscvCoherentDmaFence;
 
 mod io;
 
-/// Process slots.
-const NUM_PROCS: usize = 4;
+/// Process slots (also the IPC driver's: one upcall and one shared buffer per peer). Twelve:
+/// the end-to-end stress test runs ten apps at once (`e2e/kv_stress`); the apps' RAM slots
+/// (64 KiB each from 0x8030_0000) have room for sixteen.
+const NUM_PROCS: usize = 12;
+
+/// How long the emulated flash takes per operation (`flash_latency`): short next to the
+/// STM32H7's (about 16 us per 32-byte word read at most, 100 us per word program, a second
+/// and more per erase) so runs stay short, long enough for apps to run in between.
+const FLASH_DELAYS: qemu_rv32_virt_kv::flash_latency::Delays =
+    qemu_rv32_virt_kv::flash_latency::Delays { read_us: 200, program_us: 200, erase_us: 5000 };
+
+/// Restarts per process before a faulting app is stopped (`fault_policy`).
+const FAULT_RESTARTS: usize = 100;
 
 /// Erase blocks (256 KiB each) of the key-value region at the start of pflash bank 1:
 /// 1.5 MiB, the size of the Portenta board's region, split by TDBStore into two areas of three
@@ -54,26 +66,35 @@ type ChipHw = QemuRv32VirtChip<'static, QemuRv32VirtDefaultPeripherals<'static>>
 type AlarmHw = QemuRv32VirtClint<'static>;
 type ProcessPrinter = capsules_system::process_printer::ProcessPrinterText;
 type SchedulerTimerHw = components::virtual_scheduler_timer::VirtualSchedulerTimerComponentType<AlarmHw>;
-type Scheduler = components::sched::cooperative::CooperativeComponentType;
+type Scheduler = qemu_rv32_virt_kv::fair_sched::YieldRotates<
+    components::sched::cooperative::CooperativeComponentType,
+    SchedCap,
+>;
 type RngHw =
     qemu_rv32_virt_chip::virtio::devices::virtio_rng::VirtIORng<'static, 'static, RiscvCoherentDmaFence>;
 type RngDriver = components::rng::RngRandomComponentType<RngHw>;
-type Flash = CfiFlash<'static, MmioBank>;
+type CfiHw = CfiFlash<'static, MmioBank>;
+type Flash = qemu_rv32_virt_kv::flash_latency::Latency<'static, CfiHw, VirtualMuxAlarm<'static, AlarmHw>>;
 type KvStore = capsules_tdbstore::component::TdbStoreComponentType<Flash>;
 type KvPermissions = components::kv::KVStorePermissionsComponentType<KvStore>;
 type VirtualKv = components::kv::VirtualKVPermissionsComponentType<KvPermissions>;
-type KvDriver = components::kv::KVDriverComponentType<VirtualKv>;
+/// This project's KV syscall driver (upstream's ABI) instead of upstream's `KVStoreDriver`,
+/// which loses its value buffer when an app dies during a `get` (and more: see
+/// `capsules_tdbstore::kv_syscall`).
+type KvDriver = capsules_tdbstore::kv_syscall::KvSyscallDriver<'static, VirtualKv>;
 type ExitMonitor = ExitWhenDone<'static, VirtualMuxAlarm<'static, AlarmHw>, ExitCap>;
 
 kernel::define_capability_type!(ExitCap: kernel::capabilities::ProcessManagementCapability);
+kernel::define_capability_type!(SchedCap: kernel::capabilities::ProcessManagementCapability);
 
 /// Resources for the panic handler (`io.rs`).
 static PANIC_RESOURCES: SingleThreadValue<PanicResources<ChipHw, ProcessPrinter>> = SingleThreadValue::new();
 
-/// How the kernel responds to a process fault: stop it and print why; the shutdown monitor
-/// then ends the run with a failure status.
-const FAULT_RESPONSE: capsules_system::process_policies::StopWithDebugFaultPolicy =
-    capsules_system::process_policies::StopWithDebugFaultPolicy {};
+/// How the kernel responds to a process fault: print a line and restart the process, up to
+/// FAULT_RESTARTS times, then stop it (never a kernel panic); a stopped process makes the
+/// shutdown monitor end the run with a failure status.
+const FAULT_RESPONSE: qemu_rv32_virt_kv::fault_policy::RestartThenStop =
+    qemu_rv32_virt_kv::fault_policy::RestartThenStop::new(FAULT_RESTARTS);
 
 kernel::stack_size! {0x8000}
 
@@ -87,6 +108,10 @@ struct Platform {
     >,
     rng: Option<&'static RngDriver>,
     kv: &'static KvDriver,
+    /// Inter-process communication (service discovery and notifications), as upstream boards
+    /// offer it: userspace services and test runners that report over IPC need it. Its grant
+    /// (NUM_PROCS upcalls and shared buffers) is only allocated in processes that use it.
+    ipc: kernel::ipc::IPC<{ NUM_PROCS as u8 }>,
     scheduler: &'static Scheduler,
     scheduler_timer: &'static SchedulerTimerHw,
 }
@@ -105,6 +130,7 @@ impl SyscallDriverLookup for Platform {
                 None => f(None),
             },
             capsules_extra::kv_driver::DRIVER_NUM => f(Some(self.kv)),
+            kernel::ipc::DRIVER_NUM => f(Some(&self.ipc)),
             _ => f(None),
         }
     }
@@ -279,13 +305,21 @@ pub unsafe fn main() {
     // SAFETY: pflash bank 1 of QEMU virt is at PFLASH1_BASE, inside the kernel's MMIO PMP
     // region, and this driver is its only user.
     let bank = MmioBank::new(PFLASH1_BASE);
-    let flash = static_init!(
-        Flash,
+    let cfi = static_init!(
+        CfiHw,
         CfiFlash::new(
             CfiRegion::new(bank, KV_BLOCKS).expect("KV_BLOCKS: an even number of blocks in the bank")
         )
     );
-    flash.register();
+    cfi.register();
+    // Completions arrive after a delay (`flash_latency`), so apps run while a KV operation
+    // is in flight, as on real flash.
+    let flash_alarm = static_init!(VirtualMuxAlarm<'static, AlarmHw>, VirtualMuxAlarm::new(mux_alarm));
+    flash_alarm.setup();
+    let flash =
+        static_init!(Flash, qemu_rv32_virt_kv::flash_latency::Latency::new(cfi, flash_alarm, FLASH_DELAYS));
+    nor_flash_hil::NorFlash::set_client(cfi, flash);
+    flash_alarm.set_alarm_client(flash);
 
     // TDBStore over the flash, then upstream's permission layer, virtualizer and driver.
     let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(flash)
@@ -301,21 +335,41 @@ pub unsafe fn main() {
         .finalize(components::kv_permissions_mux_component_static!(KvPermissions));
     let virtual_kv = components::kv::VirtualKVPermissionsComponent::new(kv_mux)
         .finalize(components::virtual_kv_permissions_component_static!(KvPermissions));
-    let kv = components::kv::KVDriverComponent::new(
+    // The syscall driver is the virtualizer's only client: every app's request is queued in
+    // the driver (one per app, round robin), so upstream's MuxKVPermissions, whose answer to a
+    // second client (queued or BUSY) depends on which client was set up first
+    // (capsules/extra/src/virtualizers/virtual_kv.rs `do_next_op`), never sees two.
+    let kv = capsules_tdbstore::component::KvSyscallComponent::new(
         virtual_kv,
         board_kernel,
         capsules_extra::kv_driver::DRIVER_NUM,
         create_capability!(capabilities::MemoryAllocationCapability),
     )
-    .finalize(components::kv_driver_component_static!(VirtualKv));
+    .finalize(capsules_tdbstore::kv_syscall_component_static!(VirtualKv));
 
     // ---------- SCHEDULER ----------
-    let scheduler = components::sched::cooperative::CooperativeComponent::new(processes)
+    // Upstream's cooperative scheduler, with a yielding process always giving up its turn
+    // (`fair_sched`): without that, one app's KV operations keep it at the head of the queue.
+    let cooperative = components::sched::cooperative::CooperativeComponent::new(processes)
         .finalize(components::cooperative_component_static!(NUM_PROCS));
+    let scheduler = static_init!(
+        Scheduler,
+        qemu_rv32_virt_kv::fair_sched::YieldRotates::new(
+            cooperative,
+            board_kernel,
+            kernel::mint_defined_capability!(SchedCap)
+        )
+    );
     let scheduler_timer = components::virtual_scheduler_timer::VirtualSchedulerTimerComponent::new(mux_alarm)
         .finalize(components::virtual_scheduler_timer_component_static!(AlarmHw));
 
-    let platform = Platform { console, alarm, lldb, rng, kv, scheduler, scheduler_timer };
+    let ipc = kernel::ipc::IPC::new(
+        board_kernel,
+        kernel::ipc::DRIVER_NUM,
+        &create_capability!(capabilities::MemoryAllocationCapability),
+    );
+    let platform =
+        static_init!(Platform, Platform { console, alarm, lldb, rng, kv, ipc, scheduler, scheduler_timer });
 
     debug!("QEMU RISC-V 32-bit \"virt\" machine with the TDBStore key-value store, initialization complete.");
 
@@ -385,9 +439,9 @@ pub unsafe fn main() {
     loader.set_client(exit_monitor);
 
     board_kernel.kernel_loop(
-        &platform,
+        platform,
         chip,
-        None::<&kernel::ipc::IPC<0>>,
+        Some(&platform.ipc),
         &create_capability!(capabilities::MainLoopCapability),
     );
 }

@@ -30,6 +30,10 @@ use kernel::Kernel;
 /// Milliseconds between checks.
 pub const PERIOD_MS: u32 = 100;
 
+/// The most processes the monitor looks at; with more it never ends the run (the board has
+/// fewer slots).
+pub const MAX_PROCESSES: usize = 16;
+
 /// Bus address of QEMU virt's test device (`sifive_test`).
 pub const TEST_DEVICE_BASE: usize = 0x10_0000;
 
@@ -121,7 +125,7 @@ impl<'a, A: Alarm<'a>, C: ProcessManagementCapability> AlarmClient for ExitWhenD
             }
             Some(_) => {}
             None => {
-                let mut states = [State::Terminated; 8];
+                let mut states = [State::Terminated; MAX_PROCESSES];
                 let mut n = 0;
                 let mut overflow = false;
                 self.kernel.process_each_capability(&self.cap, |p| match states.get_mut(n) {

@@ -1,7 +1,9 @@
 // Licensed under the Apache License, Version 2.0 or the MIT License.
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Component for the TDBStore key-value capsule: a NOR-flash region in, `hil::kv::KV` out.
+//! Components for this crate's capsules: [`TdbStoreComponent`] (a NOR-flash region in,
+//! `hil::kv::KV` out) and [`KvSyscallComponent`] (the KV syscall driver over the permission
+//! layers, the counterpart of upstream's `components::kv::KVDriverComponent`).
 //!
 //! ```text
 //! upstream components::kv (KVStorePermissions, mux, VirtualKVPermissions, KVStoreDriver)
@@ -30,11 +32,14 @@
 
 use core::mem::MaybeUninit;
 
+use kernel::capabilities::MemoryAllocationCapability;
 use kernel::component::Component;
 use kernel::deferred_call::DeferredCallClient;
+use kernel::hil::kv::KVPermissions;
 use nor_flash_hil::NorFlash;
 use tdbstore::{IndexEntry, Store, StoreOptions};
 
+use crate::kv_syscall::{KvSyscallDriver, KEY_LEN, VALUE_BUF_LEN};
 use crate::tdbstore_kv::{engine_geometry, TdbStoreKv};
 
 /// Default number of keys the RAM index holds (8 bytes each: 2 KiB).
@@ -129,5 +134,63 @@ impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const
         self.flash.set_client(kv);
         kv.register();
         kv
+    }
+}
+
+/// Static buffers for [`KvSyscallComponent`]: `(KVPermissions type below the driver)`.
+#[macro_export]
+macro_rules! kv_syscall_component_static {
+    ($V:ty $(,)?) => {{
+        let driver = kernel::static_buf!($crate::kv_syscall::KvSyscallDriver<'static, $V>);
+        let key = kernel::static_buf!([u8; $crate::kv_syscall::KEY_LEN]);
+        let value = kernel::static_buf!([u8; $crate::kv_syscall::VALUE_BUF_LEN]);
+        (driver, key, value)
+    }};
+}
+
+/// The KV syscall driver ([`KvSyscallDriver`]) as the only client of `kv` (upstream's
+/// `VirtualKVPermissions`), so every app's request is queued in the driver; wired as
+/// upstream's `KVDriverComponent` is, plus the deferred call the driver starts queued
+/// operations from.
+///
+/// ```rust,ignore
+/// let kv_driver = capsules_tdbstore::component::KvSyscallComponent::new(
+///     virtual_kv, board_kernel, capsules_extra::kv_driver::DRIVER_NUM,
+///     create_capability!(capabilities::MemoryAllocationCapability),
+/// )
+/// .finalize(capsules_tdbstore::kv_syscall_component_static!(VirtualKv));
+/// ```
+pub struct KvSyscallComponent<V: KVPermissions<'static> + 'static, C: MemoryAllocationCapability + 'static> {
+    kv: &'static V,
+    board_kernel: &'static kernel::Kernel,
+    driver_num: usize,
+    mem_cap: C,
+}
+
+impl<V: KVPermissions<'static> + 'static, C: MemoryAllocationCapability + 'static> KvSyscallComponent<V, C> {
+    /// The driver over `kv`, registered as `driver_num` (0x50003 for apps' `key_value`).
+    pub fn new(kv: &'static V, board_kernel: &'static kernel::Kernel, driver_num: usize, mem_cap: C) -> Self {
+        Self { kv, board_kernel, driver_num, mem_cap }
+    }
+}
+
+impl<V: KVPermissions<'static> + 'static, C: MemoryAllocationCapability + 'static> Component
+    for KvSyscallComponent<V, C>
+{
+    type StaticInput = (
+        &'static mut MaybeUninit<KvSyscallDriver<'static, V>>,
+        &'static mut MaybeUninit<[u8; KEY_LEN]>,
+        &'static mut MaybeUninit<[u8; VALUE_BUF_LEN]>,
+    );
+    type Output = &'static KvSyscallDriver<'static, V>;
+
+    fn finalize(self, s: Self::StaticInput) -> Self::Output {
+        let key = s.1.write([0; KEY_LEN]);
+        let value = s.2.write([0; VALUE_BUF_LEN]);
+        let grant = self.board_kernel.create_grant(self.driver_num, &self.mem_cap);
+        let driver = s.0.write(KvSyscallDriver::new(self.kv, key, value, grant));
+        self.kv.set_client(driver);
+        driver.register();
+        driver
     }
 }

@@ -55,20 +55,63 @@
 //!   `garbage_collect` reports this in its callback instead, because upstream
 //!   `KVStorePermissions::garbage_collect` does not clear its own operation when the call
 //!   below it fails synchronously, and would answer `BUSY` forever after.
+//! - `SIZE` from `set`, `add` and `update`: the key has no stored form (see *Keys*). The HIL
+//!   lists this code for these calls. Under upstream's `KVStorePermissions` an app sees it
+//!   at the call for `add`, in the callback for `set` (after the header read found no such
+//!   key), and `NOSUPPORT` (no such key) for `update`.
 //!
 //! Callbacks: see [`error_code`] for the full table. In short:
 //! - `get_complete`: `Ok` with the value buffer's active range set to exactly the value;
 //!   `SIZE` when the value is longer than the buffer (the buffer holds its first bytes);
-//!   `NOSUPPORT` no such key; `INVAL` invalid key; `FAIL` flash or store error.
+//!   `NOSUPPORT` no such key (a key with no stored form is never found); `FAIL` flash or
+//!   store error.
 //! - `set_complete`, `add_complete`, `update_complete`: `Ok`; `NOSUPPORT` (`add`: the key
 //!   exists; `update`: it does not; any: the key is write-once); `NOMEM` store or RAM index
-//!   full, even after compaction; `SIZE` key longer than 127 bytes or value that can never
-//!   fit; `INVAL` other invalid key (empty, a forbidden byte, or `"TDBS"`); `FAIL`.
-//! - `delete_complete`: `Ok`; `NOSUPPORT` no such key (or write-once); `INVAL`; `FAIL`.
+//!   full, even after compaction; `SIZE` a value that can never fit; `FAIL`.
+//! - `delete_complete`: `Ok`; `NOSUPPORT` no such key (or write-once); `FAIL`.
 //! - `garbage_collection_complete`: `Ok`; `FAIL` (or `NOMEM` if compaction finds no room).
 //!
 //! Values are stored exactly as given (the active range of the value buffer). Upstream's
 //! `KVStorePermissions` keeps its 9-byte permission header inside that value.
+//!
+//! # Keys
+//!
+//! Any bytes: the key an app or kernel client passes is mapped by [`tdbstore::app_key`]
+//! onto a TDBStore key. A valid Mbed key not starting with `~` is stored unchanged (`stats`
+//! stays `stats`, readable by Mbed OS); any other key (empty, with NUL, a space or another
+//! of `` */?:;"|<>\``, `"TDBS"`, starting with `~`, or longer than 127 bytes) is stored as
+//! `~` and its unpadded base64url. Every key of up to 94 bytes has a stored form, so every
+//! key upstream's syscall driver passes (at most 64 bytes) works; a longer one that needs
+//! escaping, or a valid one longer than 127 bytes, has none: writes answer `SIZE` at once,
+//! lookups find nothing. The key buffer goes back to the client exactly as it came; the
+//! stored form lives in the capsule (128 bytes).
+//!
+//! # Errors through upstream's layers
+//!
+//! Upstream's `KVStorePermissions` reads a key's header before a `set`, `update` or
+//! `delete`, and turns any error of that read other than `SIZE` into `NOSUPPORT` (for
+//! `set`, only `NOSUPPORT` means "create it"); its `get` turns every error but `SIZE` into
+//! `NOSUPPORT` too. So a flash error during that read reaches the app as `NOSUPPORT`, not
+//! `FAIL`. This capsule therefore reports everything it can know without flash at the call
+//! itself, where upstream passes codes through: `BUSY`, `FAIL` for an unusable store, `SIZE`
+//! for a key with no stored form. Only errors that need the flash to be discovered arrive
+//! in callbacks, and keys are never refused there (the `INVAL` upstream turned into
+//! `NOSUPPORT` before the key mapping existed).
+//!
+//! Upstream's syscall driver, `KVStoreDriver`, has defects of its own (a command that fails
+//! at the call stays pending in the app's grant and is retried later; an app that dies during
+//! a `get` takes the driver's value buffer with it and wedges the store for every app): the
+//! boards use this crate's [`crate::kv_syscall::KvSyscallDriver`] instead, with the same ABI.
+//!
+//! # Garbage collection
+//!
+//! `garbage_collect` (driver command 6) compacts the store into its standby area: live
+//! records are copied, dead ones (overwritten or deleted values) are left behind, the space
+//! they took is free again, and the old area is erased in idle time. The upcall carries only
+//! a status (`Ok`, or `FAIL`/`NOMEM`); upstream's driver has no slot for how many bytes it
+//! freed. An app never needs it: a `set` that finds the area full of dead records compacts
+//! first, so writes fail with `NOMEM` only when the live data does not fit; a test that
+//! writes until `NOMEM` and expects garbage collection to make room will find none to make.
 
 use core::cell::Cell;
 
@@ -79,6 +122,7 @@ use kernel::utilities::cells::{MapCell, OptionalCell, TakeCell};
 use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{NorFlash, NorFlashClient};
+use tdbstore::app_key::{self, TooLong};
 use tdbstore::{Error, GeometryError, IoError, KeyError, Op, Outcome, Request, Step, Store, StoreInfo};
 
 /// Which family of KV calls an engine error is reported to; the HIL gives them different
@@ -100,11 +144,12 @@ pub enum Access {
 /// | `Full`, `IndexFull` | `NOMEM` | `NOMEM` | no room in the area or the RAM index, even after compaction |
 /// | `InvalidKey(TooLong)` | `INVAL` | `SIZE` | HIL: set-type calls say `SIZE` for a key too long; for `get`, `SIZE` means "value truncated", so a bad key there is `INVAL` |
 /// | `ValueTooLarge` | `INVAL` | `SIZE` | a value that can never fit in an area (HIL: `SIZE`) |
-/// | other `InvalidKey`, `InvalidFlags` | `INVAL` | `INVAL` | empty key, a forbidden byte (`" */?:;\"\|<>\\"` or NUL), the reserved key `"TDBS"` |
+/// | other `InvalidKey`, `InvalidFlags` | `INVAL` | `INVAL` | not expected: every key is mapped to a valid one first ([`tdbstore::app_key`]) |
 /// | `Busy` | `BUSY` | `BUSY` | the engine is running something else (not expected: the capsule serializes) |
 /// | `Foreign`, `NotMounted`, `Corrupt`, `SizeMismatch`, `Io(..)` | `FAIL` | `FAIL` | region unusable, a damaged record, or a flash error |
 ///
-/// Key rules are the format's: 1 to 127 bytes, any byte but the forbidden ones above.
+/// A key with no stored form never reaches the engine: writes are refused with `SIZE` at
+/// the call, lookups complete with `NOSUPPORT` (see the module docs, *Keys*).
 pub fn error_code(e: Error, access: Access) -> ErrorCode {
     match (e, access) {
         (Error::NotFound | Error::WriteProtected, _) => ErrorCode::NOSUPPORT,
@@ -219,6 +264,8 @@ pub struct TdbStoreKv<'a, F: NorFlash<'a>> {
     admin: OptionalCell<Admin>,
     user: OptionalCell<UserOp>,
     key: MapCell<SubSliceMut<'static, u8>>,
+    /// The user key's stored form; empty while a lookup of a key that has none runs.
+    store_key: MapCell<app_key::Key>,
     value: MapCell<SubSliceMut<'static, u8>>,
     /// An engine operation that finished inside a caller's call, delivered by deferred call.
     finished: OptionalCell<Result<Outcome, Error>>,
@@ -269,6 +316,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             admin: OptionalCell::empty(),
             user: OptionalCell::empty(),
             key: MapCell::empty(),
+            store_key: MapCell::empty(),
             value: MapCell::empty(),
             finished: OptionalCell::empty(),
             maintenance_due: Cell::new(false),
@@ -432,11 +480,32 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         self.run(step, in_call);
     }
 
-    /// Runs `f` with the engine and the user's key.
+    /// Runs `f` with the engine and the user key's stored form. A key without one is not
+    /// in the store: the operation finishes with `NotFound` (only lookups get this far).
     fn with_key(&self, f: impl FnOnce(&mut Store<'static>, &[u8]) -> Step) -> Step {
-        self.key
-            .and_then(|key| self.store.map(|s| f(s, key.as_slice())))
-            .unwrap_or(Step::Done(Err(Error::NotMounted)))
+        match self.store_key.map(|key| self.store.map(|s| f(s, key.as_bytes()))) {
+            None => Step::Done(Err(Error::NotFound)),
+            Some(None) => Step::Done(Err(Error::NotMounted)),
+            Some(Some(step)) => step,
+        }
+    }
+
+    /// Maps the user's key to its stored form ([`tdbstore::app_key`]) before the operation
+    /// is accepted. `Err(SIZE)`: a write of a key that has no stored form (refused at the
+    /// call, where upstream's layers pass the code through). A lookup of such a key is
+    /// accepted and finds nothing: it cannot be in the store.
+    fn map_key(&self, op: UserOp, key: &[u8]) -> Result<(), ErrorCode> {
+        match app_key::stored_key(key) {
+            Ok(k) => {
+                self.store_key.replace(k);
+                Ok(())
+            }
+            Err(TooLong) if op.access() == Access::Write => Err(ErrorCode::SIZE),
+            Err(TooLong) => {
+                self.store_key.take();
+                Ok(())
+            }
+        }
     }
 
     /// Performs requests until one needs a flash callback or the operation finishes.
@@ -675,6 +744,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     /// Clears the user operation and hands its buffers back to the client.
     fn complete_user(&self, op: UserOp, result: Result<(), ErrorCode>) {
         self.user.clear();
+        self.store_key.take();
         let key = self.key.take();
         let value = self.value.take();
         self.client.map(move |c| match (op, key, value) {
@@ -697,6 +767,9 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         value: SubSliceMut<'static, u8>,
     ) -> Result<(), (SubSliceMut<'static, u8>, SubSliceMut<'static, u8>, ErrorCode)> {
         if let Some(e) = self.refuse(op) {
+            return Err((key, value, e));
+        }
+        if let Err(e) = self.map_key(op, key.as_slice()) {
             return Err((key, value, e));
         }
         self.key.replace(key);
@@ -813,6 +886,9 @@ impl<'a, F: NorFlash<'a>> KV<'a> for TdbStoreKv<'a, F> {
 
     fn delete(&self, key: SubSliceMut<'static, u8>) -> Result<(), (SubSliceMut<'static, u8>, ErrorCode)> {
         if let Some(e) = self.refuse(UserOp::Delete) {
+            return Err((key, e));
+        }
+        if let Err(e) = self.map_key(UserOp::Delete, key.as_slice()) {
             return Err((key, e));
         }
         self.key.replace(key);

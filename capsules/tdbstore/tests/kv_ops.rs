@@ -98,36 +98,73 @@ fn delete_removes_keys_for_good() {
 }
 
 #[test]
-fn invalid_keys_and_oversize_values_are_refused_without_touching_flash() {
+fn keys_without_a_stored_form_and_oversize_values_are_refused_without_touching_flash() {
     let _g = setup();
     let rig = Rig::new(FlashSim::new(GEOMETRY));
     assert_eq!(rig.set(b"keep", b"me"), Done::Set(Ok(())));
     let before = rig.hil.image();
-    let long = [b'k'; 128];
-    for bad in [&b""[..], b"a b", b"a*b", b"x\0y", b"TDBS", b"semi;colon"] {
-        assert!(matches!(rig.get(bad, 8), Done::Get(Err(ErrorCode::INVAL), _)), "get {bad:?}");
-        assert_eq!(rig.set(bad, b"v"), Done::Set(Err(ErrorCode::INVAL)), "set {bad:?}");
-        assert_eq!(rig.add(bad, b"v"), Done::Add(Err(ErrorCode::INVAL)), "add {bad:?}");
-        assert_eq!(rig.update(bad, b"v"), Done::Update(Err(ErrorCode::INVAL)), "update {bad:?}");
-        assert_eq!(rig.delete(bad), Done::Delete(Err(ErrorCode::INVAL)), "delete {bad:?}");
+    // No stored form: a valid key longer than 127 bytes, or one that needs escaping and is
+    // longer than 94. Writes: SIZE at the call (HIL), buffers back; lookups: no such key.
+    for long in [vec![b'k'; 128], vec![0; 95], vec![b'~'; 95], vec![b' '; 200]] {
+        assert_eq!(rig.set(&long, b"v"), Done::Refused(ErrorCode::SIZE), "set {}", long.len());
+        assert_eq!(rig.add(&long, b"v"), Done::Refused(ErrorCode::SIZE));
+        assert_eq!(rig.update(&long, b"v"), Done::Refused(ErrorCode::SIZE));
+        assert!(matches!(rig.get(&long, 8), Done::Get(Err(ErrorCode::NOSUPPORT), _)));
+        assert_eq!(rig.delete(&long), Done::Delete(Err(ErrorCode::NOSUPPORT)));
+        assert_eq!(rig.rec.keys.borrow().last().unwrap(), &long, "key buffer handed back as given");
     }
-    // Too long: SIZE for set-type calls (HIL), INVAL where SIZE would mean "truncated".
-    assert!(matches!(rig.get(&long, 8), Done::Get(Err(ErrorCode::INVAL), _)));
-    assert_eq!(rig.delete(&long), Done::Delete(Err(ErrorCode::INVAL)));
-    assert_eq!(rig.set(&long, b"v"), Done::Set(Err(ErrorCode::SIZE)));
-    assert_eq!(rig.add(&long, b"v"), Done::Add(Err(ErrorCode::SIZE)));
-    assert_eq!(rig.update(&long, b"v"), Done::Update(Err(ErrorCode::SIZE)));
     // A value that can never fit in an area.
     let huge = vec![7u8; GEOMETRY.size as usize / 2];
     assert_eq!(rig.set(b"huge", &huge), Done::Set(Err(ErrorCode::SIZE)));
     assert_eq!(rig.hil.image(), before, "refusals wrote nothing");
-    // Every other byte is a valid key byte, up to 127 bytes.
-    let odd: Vec<u8> = (1u8..=255).filter(|b| !b" */?:;\"|<>\\".contains(b)).take(127).collect();
-    assert_eq!(odd.len(), 127);
-    assert_eq!(rig.set(&odd, b"binary key"), Done::Set(Ok(())));
-    assert_eq!(rig.set(&[0xFF], &[0u8, 0xFF, 0]), Done::Set(Ok(())));
+    // The longest keys that fit.
+    assert_eq!(rig.set(&[b'k'; 127], b"127"), Done::Set(Ok(())));
+    assert_eq!(rig.set(&[0; 94], b"94"), Done::Set(Ok(())));
     let again = rig.remount();
-    assert_eq!(again.value(&odd), Ok(b"binary key".to_vec()));
-    assert_eq!(again.value(&[0xFF]), Ok(vec![0, 0xFF, 0]));
+    assert_eq!(again.value(&[b'k'; 127]), Ok(b"127".to_vec()));
+    assert_eq!(again.value(&[0; 94]), Ok(b"94".to_vec()));
     assert_eq!(again.value(b"keep"), Ok(b"me".to_vec()));
+    again.check_flash();
+}
+
+/// Whether the flash image holds these bytes (keys are stored in plain text).
+fn image_has(rig: &Rig, bytes: &[u8]) -> bool {
+    rig.hil.image().windows(bytes.len()).any(|w| w == bytes)
+}
+
+#[test]
+fn any_key_works_and_is_stored_in_its_mapped_form() {
+    let _g = setup();
+    let rig = Rig::new(FlashSim::new(GEOMETRY));
+    let mut first = b"First Key".to_vec();
+    first.resize(16, 0);
+    let keys: [&[u8]; 10] =
+        [b"stats", &first, b"", b"a b", b"x\0y", b"TDBS", b"semi;colon", b"~tilde", b"~", &[0xFF]];
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(rig.set(k, &[i as u8; 3]), Done::Set(Ok(())), "set {k:?}");
+        assert_eq!(rig.rec.keys.borrow().last().unwrap(), k, "key buffer handed back as given");
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(rig.value(k), Ok(vec![i as u8; 3]), "get {k:?}");
+    }
+    // Valid Mbed keys as they are (readable by Mbed OS), the others escaped.
+    assert!(image_has(&rig, b"stats") && !image_has(&rig, b"~c3RhdHM"));
+    assert!(image_has(&rig, b"~Rmlyc3QgS2V5AAAAAAAAAA"));
+    assert!(image_has(&rig, b"~VERCUw"), "\"TDBS\" is an ordinary app key, escaped");
+    // The real master record is untouched: the store still mounts, with every key.
+    let again = rig.remount();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(again.value(k), Ok(vec![i as u8; 3]), "after remount: {k:?}");
+    }
+    for k in keys {
+        assert_eq!(again.add(k, b"x"), Done::Add(Err(ErrorCode::NOSUPPORT)), "add existing {k:?}");
+        assert_eq!(again.update(k, b"new"), Done::Update(Ok(())));
+        assert_eq!(again.value(k), Ok(b"new".to_vec()));
+        assert_eq!(again.delete(k), Done::Delete(Ok(())));
+        assert_eq!(again.delete(k), Done::Delete(Err(ErrorCode::NOSUPPORT)), "delete twice {k:?}");
+        assert_eq!(again.update(k, b"x"), Done::Update(Err(ErrorCode::NOSUPPORT)));
+        assert_eq!(again.add(k, b"back"), Done::Add(Ok(())));
+    }
+    assert_eq!(again.remount().value(&first), Ok(b"back".to_vec()));
+    again.check_flash();
 }
