@@ -30,8 +30,6 @@
 #![no_main]
 #![no_std]
 
-use core::fmt::Write;
-use libtock::console::Console;
 use libtock::key_value::KeyValue;
 use libtock::platform::ErrorCode;
 use libtock::runtime::{set_main, stack_size};
@@ -47,29 +45,7 @@ const CANARY: &[u8] = b"burst_canary";
 const CANARY_VALUE: &[u8] = b"burst canary: written on the first boot, never changed";
 const MAX_VALUE: usize = 480;
 
-/// One console line, sent with a single write so nothing the kernel or another process prints
-/// can land inside it (`writeln!` on the console writer makes one system call per fragment).
-struct Line {
-    buf: [u8; 80],
-    len: usize,
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-macro_rules! line {
-    ($($arg:tt)*) => {{
-        let mut l = Line { buf: [0; 80], len: 0 };
-        let _ = writeln!(l, $($arg)*);
-        let _ = Console::write(&l.buf[..l.len]);
-    }};
-}
+use e2e_line::line;
 
 fn key(i: u32) -> [u8; 8] {
     let mut k = *b"burst_00";

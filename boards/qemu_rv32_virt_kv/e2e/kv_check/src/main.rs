@@ -29,8 +29,6 @@
 #![no_std]
 
 use core::cell::Cell;
-use core::fmt::Write;
-use libtock::console::Console;
 use libtock::key_value::KeyValue;
 use libtock::platform::allow_ro::AllowRo;
 use libtock::platform::subscribe::Subscribe;
@@ -55,28 +53,7 @@ const MAX_VALUE: usize = 512 - 9;
 /// pass through an area of the store (786,432 bytes on this board) more than once.
 const GC_WRITES: usize = 1700;
 
-/// One console line, sent with a single write so nothing else printed lands inside it.
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-macro_rules! line {
-    ($($arg:tt)*) => {{
-        let mut l = Line { buf: [0; 160], len: 0 };
-        let _ = writeln!(l, $($arg)*);
-        let _ = Console::write(&l.buf[..l.len]);
-    }};
-}
+use e2e_line::line;
 
 /// Counts checks; prints each.
 struct Checks {

@@ -37,9 +37,7 @@
 #![no_main]
 #![no_std]
 
-use core::fmt::Write;
 use libtock::alarm::{Alarm, Milliseconds};
-use libtock::console::Console;
 use libtock::key_value::KeyValue;
 use libtock::platform::{syscall_class, ErrorCode, RawSyscalls, Register, Syscalls};
 use libtock::runtime::{set_main, stack_size, TockSyscalls};
@@ -75,28 +73,7 @@ const INDEX: u32 = parse(option_env!("KV_STRESS_INDEX"), 0);
 const OPS: u32 = parse(option_env!("KV_STRESS_OPS"), 400);
 const LIVES: u32 = parse(option_env!("KV_STRESS_LIVES"), 20);
 
-/// One console line, sent with a single write so other apps' lines never land inside it.
-struct Line {
-    buf: [u8; 200],
-    len: usize,
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-macro_rules! line {
-    ($($arg:tt)*) => {{
-        let mut l = Line { buf: [0; 200], len: 0 };
-        let _ = writeln!(l, $($arg)*);
-        let _ = Console::write(&l.buf[..l.len]);
-    }};
-}
+use e2e_line::line;
 
 /// xorshift32: reproducible from a seed, no dependencies.
 struct Rng(u32);
