@@ -1261,14 +1261,11 @@ impl Compact {
                     ready!(e.poll(c, ev));
                     if let Some(n) = c.reserved_len {
                         let mro = c.lay.master_offset as usize;
-                        let n = n as usize;
-                        let ev_byte = c.geo.erase_value;
-                        let (data, rest) = c.work.split_at_mut(n);
-                        data.copy_from_slice(&c.reserved[..n]);
-                        rest[..mro - n].fill(ev_byte);
-                        let mut t = [0u8; 8];
-                        format::encode_reserved_trailer(&c.reserved[..n], &mut t);
-                        c.work[64..72].copy_from_slice(&t);
+                        format::encode_reserved_area(
+                            &c.reserved[..n as usize],
+                            c.geo.erase_value,
+                            &mut c.work[..mro],
+                        );
                         self.st = CState::AwaitReserved;
                         return c.program(Area::Standby, 0, 0, mro as u32);
                     }
@@ -1470,15 +1467,7 @@ impl SetReserved {
     /// trailer's; the trailer's unit follows.
     fn program_data(&mut self, c: &mut Core) -> Poll<()> {
         let mro = c.lay.master_offset as usize;
-        let n = self.len as usize;
-        let ev_byte = c.geo.erase_value;
-        let (data, rest) = c.work.split_at_mut(n);
-        data.copy_from_slice(&c.reserved[..n]);
-        rest[..mro - n].fill(ev_byte);
-        let mut t = [0u8; 8];
-        format::encode_reserved_trailer(&c.reserved[..n], &mut t);
-        let at = format::RESERVED_TRAILER_OFFSET as usize;
-        c.work[at..at + 8].copy_from_slice(&t);
+        format::encode_reserved_area(&c.reserved[..self.len as usize], c.geo.erase_value, &mut c.work[..mro]);
         let p = c.geo.program_size;
         let tu = format::RESERVED_TRAILER_OFFSET / p * p;
         if tu == 0 {

@@ -385,9 +385,21 @@ pub fn encode_reserved_trailer(data: &[u8], out: &mut [u8]) {
     out[4..8].copy_from_slice(&Crc32::of(data).to_le_bytes());
 }
 
+/// Builds the head of an area holding reserved data `data` in `out` (the bytes before the
+/// master record): the data, erased-value padding (Mbed pads with stack contents, §12 B6),
+/// and the trailer at [`RESERVED_TRAILER_OFFSET`].
+pub fn encode_reserved_area(data: &[u8], erase_value: u8, out: &mut [u8]) {
+    let (head, rest) = out.split_at_mut(data.len());
+    head.copy_from_slice(data);
+    rest.fill(erase_value);
+    let at = RESERVED_TRAILER_OFFSET as usize;
+    encode_reserved_trailer(data, &mut out[at..at + RESERVED_TRAILER_LEN as usize]);
+}
+
 /// Decodes a reserved area (`area[..72]`): the reserved data length if the trailer is valid.
 pub fn parse_reserved(area: &[u8]) -> Option<usize> {
-    let t = area.get(64..72)?;
+    let at = RESERVED_TRAILER_OFFSET as usize;
+    let t = area.get(at..at + RESERVED_TRAILER_LEN as usize)?;
     let trailer_size = u16::from_le_bytes([t[0], t[1]]);
     let len = u16::from_le_bytes([t[2], t[3]]) as usize;
     let crc = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
