@@ -6,10 +6,8 @@
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 
-use crate::engine::{
-    Cursor, Error, Geometry, GeometryError, IoError, MountInfo, Op, Outcome, Request, Step, Store,
-    StoreOptions,
-};
+use crate::engine::{Cursor, Error, IoError, MountInfo, Op, Outcome, Request, Step, Store, StoreOptions};
+use crate::geometry::{Geometry, GeometryError};
 use crate::index::IndexEntry;
 
 /// Maps a driver error to what the engine needs to know about it.

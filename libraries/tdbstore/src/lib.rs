@@ -23,13 +23,14 @@ pub mod blocking;
 pub mod crc;
 mod engine;
 pub mod format;
+mod geometry;
 mod index;
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use engine::{
-    Cursor, Error, Geometry, GeometryError, IoError, IoKind, MountInfo, Op, Outcome, Request, Step, Store,
-    StoreInfo, StoreOptions,
+    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, Step, Store, StoreInfo, StoreOptions,
 };
 pub use format::{KeyError, REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
+pub use geometry::{Geometry, GeometryError};
 pub use index::IndexEntry;

@@ -6,7 +6,8 @@
 use flash_sim::{FlashSim, SimError};
 
 use crate::blocking::BlockingStore;
-use crate::engine::{Geometry, GeometryError, IoError, StoreOptions};
+use crate::engine::{IoError, StoreOptions};
+use crate::geometry::{Geometry, GeometryError};
 use crate::index::IndexEntry;
 
 /// A store over a simulated flash.
