@@ -1,0 +1,321 @@
+//! The engine's public vocabulary: operations, the requests a driver performs, outcomes and errors.
+
+use crate::format::{KeyError, RecordFormat};
+use crate::geometry::Geometry;
+
+/// Tuning knobs with safe defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Mount formats a region whose master records are both blank (a fresh device). A region
+    /// holding anything else is never touched without an explicit [`Op::Format`].
+    pub format_if_blank: bool,
+    /// [`Op::Maintain`] compacts early once the active area has fewer free bytes than this
+    /// (and the standby area is already erased). 0 disables early compaction.
+    pub compact_below: u32,
+    /// Record layout for stores this engine formats. Mounting follows what the master
+    /// record says, whatever this is.
+    pub record_format: RecordFormat,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { format_if_blank: true, compact_below: 0, record_format: RecordFormat::Mbed }
+    }
+}
+
+/// One thing the driver must do before calling [`Store::resume`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Read `len` bytes of flash at `addr` into [`Store::io_buf`].
+    Read {
+        /// Byte address within the store's region.
+        addr: u32,
+        /// Length.
+        len: u32,
+    },
+    /// Program [`Store::io_buf`] (whole program units) at `addr`.
+    Program {
+        /// Byte address within the store's region.
+        addr: u32,
+        /// Length.
+        len: u32,
+    },
+    /// Erase the one erase unit `[addr, addr + len)`.
+    Erase {
+        /// Byte address within the store's region.
+        addr: u32,
+        /// Length (one erase unit).
+        len: u32,
+    },
+    /// Copy bytes `[offset, offset + len)` of the operation's input into [`Store::io_buf`].
+    Fill {
+        /// Offset into the input.
+        offset: u32,
+        /// Length.
+        len: u32,
+    },
+    /// Copy [`Store::io_buf`] to bytes `[offset, offset + len)` of the operation's output.
+    Deliver {
+        /// Offset into the output.
+        offset: u32,
+        /// Length.
+        len: u32,
+    },
+}
+
+/// Which kind of request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoKind {
+    /// Flash read.
+    Read,
+    /// Flash program.
+    Program,
+    /// Flash erase.
+    Erase,
+    /// Copy from the operation's input.
+    Fill,
+    /// Copy to the operation's output.
+    Deliver,
+}
+
+/// How a driver reports a failed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoError {
+    /// Uncorrectable data (an ECC error on the STM32H7).
+    Ecc,
+    /// The region is write-protected or outside the driver's range.
+    Protected,
+    /// Power was lost (simulation) or the device is gone.
+    PowerLost,
+    /// Anything else.
+    Other,
+}
+
+/// What the driver does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Perform this request, then call [`Store::resume`].
+    Io(Request),
+    /// The operation finished.
+    Done(Result<Outcome, Error>),
+}
+
+/// Everything that can go wrong, as a type. No operation panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The key is empty, too long, has a forbidden byte or is `"TDBS"`.
+    InvalidKey(KeyError),
+    /// Flags outside [`format::USER_FLAGS`].
+    InvalidFlags,
+    /// The value can never fit in an area.
+    ValueTooLarge,
+    /// Not enough space, even after compaction.
+    Full,
+    /// The RAM index has no free entry for another key.
+    IndexFull,
+    /// No such key (or no reserved data).
+    NotFound,
+    /// The key is write-once, or reserved data is already set.
+    WriteProtected,
+    /// Another operation is in flight, or an incremental set is open.
+    Busy,
+    /// The store is not mounted (or must be mounted again after a failed compaction).
+    NotMounted,
+    /// Neither area holds a master record, and the region is not blank: not a TDBStore, or
+    /// badly damaged. Nothing was changed; [`Op::Format`] makes it a store.
+    Foreign,
+    /// A record's checksum does not match its contents.
+    Corrupt,
+    /// An incremental set got more or fewer bytes than declared, or no incremental set is open.
+    SizeMismatch,
+    /// A driver request failed.
+    Io(IoKind, IoError),
+}
+
+/// A position in the iteration order (descending key hash, as Mbed iterates).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub(crate) pos: u32,
+    pub(crate) last_hash: Option<u32>,
+}
+
+/// What a finished operation produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Mount or format finished.
+    Mounted(MountInfo),
+    /// A value: `copied` bytes were delivered, out of `size`.
+    Value {
+        /// Full value length.
+        size: u32,
+        /// Stored flags.
+        flags: u32,
+        /// Bytes delivered (at most the output length).
+        copied: u32,
+    },
+    /// Size and flags of a key.
+    Info {
+        /// Value length.
+        size: u32,
+        /// Stored flags.
+        flags: u32,
+    },
+    /// The key (`copied` of its `len` bytes delivered) and where to continue.
+    Key {
+        /// Key length.
+        len: u32,
+        /// Bytes delivered.
+        copied: u32,
+        /// Pass to the next [`Op::Next`].
+        next: Cursor,
+    },
+    /// Iteration finished.
+    End,
+    /// Reserved data: `len` bytes, `copied` delivered.
+    Reserved {
+        /// Length.
+        len: u32,
+        /// Bytes delivered.
+        copied: u32,
+    },
+    /// Maintenance step; `more` is true while there is more background work.
+    Maintained {
+        /// More work is pending.
+        more: bool,
+    },
+    /// The write, remove, reset or compaction finished.
+    Done,
+}
+
+/// What mount found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Active area (0 or 1).
+    pub active_area: u8,
+    /// Its master-record version.
+    pub version: u16,
+    /// Live keys.
+    pub keys: u32,
+    /// Offset of the log's end in the active area.
+    pub free_offset: u32,
+    /// The region was blank and has been formatted.
+    pub formatted: bool,
+    /// A torn write was found after the log; the next write compacts first.
+    pub torn_tail: bool,
+}
+
+/// A snapshot of the store's state, for tools and benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// The geometry.
+    pub geometry: Geometry,
+    /// Area size.
+    pub area_size: u32,
+    /// Whether mounted.
+    pub mounted: bool,
+    /// Active area.
+    pub active_area: u8,
+    /// Master-record version of the active area.
+    pub version: u16,
+    /// Live keys.
+    pub keys: u32,
+    /// Index capacity.
+    pub key_capacity: u32,
+    /// End of the log in the active area.
+    pub free_offset: u32,
+    /// Bytes occupied by live records.
+    pub live_bytes: u32,
+    /// Active area known erased from here on.
+    pub erased_until: u32,
+    /// Standby area known erased up to here.
+    pub standby_clean: u32,
+    /// A compaction is due before the next append.
+    pub torn_tail: bool,
+    /// Length of the reserved data, if set.
+    pub reserved_len: Option<u8>,
+    /// Compactions since this store was created.
+    pub compactions: u32,
+}
+
+/// An operation. Keys and prefixes are copied at [`Store::start`]; values travel through
+/// [`Request::Fill`] and [`Request::Deliver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Find the active area and build the index.
+    Mount,
+    /// Make the region an empty store (erases; `full` erases every sector, else only the
+    /// area heads). Reserved data is dropped.
+    Format {
+        /// Erase every sector now instead of on demand.
+        full: bool,
+    },
+    /// Read a value into the output (up to `out_len` bytes).
+    Get {
+        /// Key.
+        key: &'a [u8],
+        /// Output capacity.
+        out_len: u32,
+    },
+    /// Size and flags of a key.
+    GetInfo {
+        /// Key.
+        key: &'a [u8],
+    },
+    /// Write `len` input bytes as the value of `key`.
+    Set {
+        /// Key.
+        key: &'a [u8],
+        /// Value length (the input's length).
+        len: u32,
+        /// User flags.
+        flags: u32,
+    },
+    /// Begin an incremental set of a `len`-byte value; mutations are refused until it ends.
+    SetStart {
+        /// Key.
+        key: &'a [u8],
+        /// Final value length.
+        len: u32,
+        /// User flags.
+        flags: u32,
+    },
+    /// Append `len` input bytes to the open incremental set.
+    SetData {
+        /// Input length.
+        len: u32,
+    },
+    /// Commit the open incremental set.
+    SetFinalize,
+    /// Abandon the open incremental set (nothing becomes visible).
+    SetAbort,
+    /// Remove a key.
+    Remove {
+        /// Key.
+        key: &'a [u8],
+    },
+    /// Remove every key (reserved data stays), atomically.
+    Reset,
+    /// The next key starting with `prefix` after `cursor`; its bytes are delivered.
+    Next {
+        /// Key prefix (may be empty).
+        prefix: &'a [u8],
+        /// Where to continue ([`Cursor::default`] to start).
+        cursor: Cursor,
+        /// Output capacity for the key.
+        out_len: u32,
+    },
+    /// Set the write-once reserved data (`len` <= 64 input bytes).
+    ReservedSet {
+        /// Input length.
+        len: u32,
+    },
+    /// Read the reserved data.
+    ReservedGet {
+        /// Output capacity.
+        out_len: u32,
+    },
+    /// One bounded step of background work; call while idle until `more` is false.
+    Maintain,
+    /// Compact the live records into the standby area now.
+    Compact,
+}

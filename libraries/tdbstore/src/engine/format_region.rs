@@ -1,0 +1,84 @@
+//! Formatting an unmounted region: erasing both area heads and writing the first master record.
+
+use super::api::*;
+use super::append::*;
+use super::shared::*;
+use crate::format::Layout;
+use core::task::Poll::Ready;
+
+/// Erases both area heads (or everything) and writes master version 1 in area 0.
+pub(crate) struct Format {
+    pub(crate) full: bool,
+    pub(crate) st: FState,
+}
+
+pub(crate) enum FState {
+    Start,
+    /// `step` 0 erases the area that is not the store (so a cut leaves the old store), 1 the
+    /// other; then area 0 gets master version 1.
+    AwaitErase {
+        first: u8,
+        step: u8,
+        off: u32,
+    },
+    Master(WriteMaster),
+}
+
+impl Format {
+    pub(crate) fn new(full: bool) -> Self {
+        Format { full, st: FState::Start }
+    }
+
+    pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<MountInfo> {
+        let lay = c.lay;
+        let es = c.geo.erase_size;
+        let limit = if self.full { lay.area_size } else { es };
+        match &mut self.st {
+            FState::Start => {
+                let first = if c.mounted { 1 - c.active } else { 1 };
+                c.mounted = false;
+                self.st = FState::AwaitErase { first, step: 0, off: 0 };
+                let addr = first as u32 * lay.area_size;
+                return c.request(Request::Erase { addr, len: es }, 0, 0);
+            }
+            FState::AwaitErase { first, step, off } => {
+                ev.result(IoKind::Erase)?;
+                let (first, mut step, mut off) = (*first, *step, *off + es);
+                if off >= limit {
+                    step += 1;
+                    off = 0;
+                }
+                if step < 2 {
+                    self.st = FState::AwaitErase { first, step, off };
+                    let area = if step == 0 { first } else { 1 - first };
+                    let addr = area as u32 * lay.area_size + off;
+                    return c.request(Request::Erase { addr, len: es }, 0, 0);
+                }
+                c.active = 0;
+                c.index.clear();
+                c.reserved_len = None;
+                c.live_bytes = 0;
+                c.lay = Layout::with_format(c.geo.program_size, lay.area_size, c.opts.record_format);
+                self.st = FState::Master(WriteMaster::new(Area::Active));
+                return self.poll(c, Ev::Start);
+            }
+            FState::Master(w) => {
+                ready!(w.poll(c, 1, ev));
+            }
+        }
+        c.version = 1;
+        c.free = lay.first_record();
+        c.erased_until = limit;
+        c.standby_clean = limit;
+        c.torn_tail = false;
+        c.mounted = true;
+        Ready(Ok(MountInfo {
+            active_area: 0,
+            version: 1,
+            keys: 0,
+            free_offset: c.free,
+            formatted: true,
+            torn_tail: false,
+        }))
+    }
+}
