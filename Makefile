@@ -103,8 +103,22 @@ test-e2e:
 # ---------------------------------------------------------------------------------------------
 # Tools
 
+# The benchmark (tools/bench). First the Portenta kernel is built and the key-value capsule's
+# flash and RAM measured in it; where that cannot be done the report says why.
+BENCH_FOOTPRINT := $(BUILD)/kv-footprint.json
 bench: setup-host
-	cargo run --release -p tdbstore-bench
+	@mkdir -p $(BUILD) && rm -f $(BENCH_FOOTPRINT)
+	@why=; \
+	if [ ! -f boards/portenta_h7/Makefile ]; then why="the Portenta board is not in this tree"; \
+	elif ! $(tock_resolves); then why="the pinned Tock sources do not resolve here, so the kernel cannot be built (see README 'Building without GitHub')"; \
+	elif ! $(MAKE) --no-print-directory setup; then why="setting up the kernel toolchain failed (make setup)"; \
+	elif ! $(MAKE) --no-print-directory -C boards/portenta_h7 kv-footprint FOOTPRINT=$(abspath $(BENCH_FOOTPRINT)); then why="building or measuring the Portenta kernel failed (make -C boards/portenta_h7 kv-footprint)"; \
+	fi; \
+	if [ -n "$$why" ]; then \
+	    echo "make bench: capsule footprint not measured: $$why"; \
+	    python3 tools/bench/scripts/kv_footprint.py --unavailable "$$why" --out $(BENCH_FOOTPRINT); \
+	fi
+	TDBSTORE_BENCH_COMMAND='`make bench`' cargo run --release -p tdbstore-bench -- --footprint $(BENCH_FOOTPRINT)
 
 powercut: setup-host
 	cargo run --release -p tdbstore-powercut -- --full

@@ -54,6 +54,7 @@ use core::cell::Cell;
 
 use kernel::deferred_call::{DeferredCall, DeferredCallClient};
 use kernel::utilities::cells::{MapCell, OptionalCell};
+use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{check_range, Geometry, NorFlash, NorFlashClient};
 
@@ -310,10 +311,11 @@ impl<B: CfiBus> CfiRegion<B> {
     }
 }
 
-/// A finished operation waiting for its deferred call.
+/// A finished operation waiting for its deferred call (buffers keep the window they were
+/// lent with).
 enum Completion {
-    Read(&'static mut [u8], Result<(), ErrorCode>),
-    Program(&'static mut [u8], Result<(), ErrorCode>),
+    Read(SubSliceMut<'static, u8>, Result<(), ErrorCode>),
+    Program(SubSliceMut<'static, u8>, Result<(), ErrorCode>),
     Erase(Result<(), ErrorCode>),
 }
 
@@ -358,17 +360,16 @@ impl<'a, B: CfiBus> NorFlash<'a> for CfiFlash<'a, B> {
     fn read(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        mut buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         if self.busy.get() {
             return Err((ErrorCode::BUSY, buffer));
         }
         let g = self.region.geometry();
-        if let Err(e) = check_range(&g, addr, len, g.read_size, buffer.len()) {
+        if let Err(e) = check_range(&g, addr, buffer.len(), g.read_size) {
             return Err((e, buffer));
         }
-        self.region.read(addr, &mut buffer[..len]);
+        self.region.read(addr, buffer.as_mut_slice());
         self.finish(Completion::Read(buffer, Ok(())));
         Ok(())
     }
@@ -376,17 +377,16 @@ impl<'a, B: CfiBus> NorFlash<'a> for CfiFlash<'a, B> {
     fn program(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         if self.busy.get() {
             return Err((ErrorCode::BUSY, buffer));
         }
         let g = self.region.geometry();
-        if let Err(e) = check_range(&g, addr, len, g.program_size, buffer.len()) {
+        if let Err(e) = check_range(&g, addr, buffer.len(), g.program_size) {
             return Err((e, buffer));
         }
-        let result = self.region.program(addr, &buffer[..len]).map_err(CfiError::to_error_code);
+        let result = self.region.program(addr, buffer.as_slice()).map_err(CfiError::to_error_code);
         self.finish(Completion::Program(buffer, result));
         Ok(())
     }
@@ -397,7 +397,7 @@ impl<'a, B: CfiBus> NorFlash<'a> for CfiFlash<'a, B> {
         }
         let g = self.region.geometry();
         let unit = g.erase_size as usize;
-        check_range(&g, addr, unit, g.erase_size, unit)?;
+        check_range(&g, addr, unit, g.erase_size)?;
         let result = self.region.erase(addr).map_err(CfiError::to_error_code);
         self.finish(Completion::Erase(result));
         Ok(())

@@ -20,7 +20,8 @@
 use core::cell::Cell;
 
 use kernel::hil::time::{Alarm, AlarmClient, ConvertTicks};
-use kernel::utilities::cells::{OptionalCell, TakeCell};
+use kernel::utilities::cells::{MapCell, OptionalCell};
+use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{Geometry, NorFlash, NorFlashClient};
 
@@ -50,7 +51,8 @@ pub struct Latency<'a, F: NorFlash<'a>, A: Alarm<'a>> {
     delays: Delays,
     client: OptionalCell<&'a dyn NorFlashClient>,
     held: Cell<Option<(Held, Result<(), ErrorCode>)>>,
-    buffer: TakeCell<'static, [u8]>,
+    /// The held read's or program's buffer, window as the inner driver gave it back.
+    buffer: MapCell<SubSliceMut<'static, u8>>,
 }
 
 impl<'a, F: NorFlash<'a>, A: Alarm<'a>> Latency<'a, F, A> {
@@ -62,13 +64,13 @@ impl<'a, F: NorFlash<'a>, A: Alarm<'a>> Latency<'a, F, A> {
             delays,
             client: OptionalCell::empty(),
             held: Cell::new(None),
-            buffer: TakeCell::empty(),
+            buffer: MapCell::empty(),
         }
     }
 
-    fn hold(&self, what: Held, result: Result<(), ErrorCode>, buffer: Option<&'static mut [u8]>) {
+    fn hold(&self, what: Held, result: Result<(), ErrorCode>, buffer: Option<SubSliceMut<'static, u8>>) {
         if let Some(b) = buffer {
-            self.buffer.replace(b);
+            self.buffer.put(b);
         }
         self.held.set(Some((what, result)));
         let us = match what {
@@ -92,25 +94,23 @@ impl<'a, F: NorFlash<'a>, A: Alarm<'a>> NorFlash<'a> for Latency<'a, F, A> {
     fn read(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         if self.held.get().is_some() {
             return Err((ErrorCode::BUSY, buffer));
         }
-        self.inner.read(addr, buffer, len)
+        self.inner.read(addr, buffer)
     }
 
     fn program(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         if self.held.get().is_some() {
             return Err((ErrorCode::BUSY, buffer));
         }
-        self.inner.program(addr, buffer, len)
+        self.inner.program(addr, buffer)
     }
 
     fn erase(&self, addr: u32) -> Result<(), ErrorCode> {
@@ -122,11 +122,11 @@ impl<'a, F: NorFlash<'a>, A: Alarm<'a>> NorFlash<'a> for Latency<'a, F, A> {
 }
 
 impl<'a, F: NorFlash<'a>, A: Alarm<'a>> NorFlashClient for Latency<'a, F, A> {
-    fn read_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+    fn read_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
         self.hold(Held::Read, result, Some(buffer));
     }
 
-    fn program_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+    fn program_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
         self.hold(Held::Program, result, Some(buffer));
     }
 

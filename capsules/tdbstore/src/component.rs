@@ -1,9 +1,11 @@
 // Licensed under the Apache License, Version 2.0 or the MIT License.
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Components for this crate's capsules: [`TdbStoreComponent`] (a NOR-flash region in,
-//! `hil::kv::KV` out) and [`KvSyscallComponent`] (the KV syscall driver over the permission
-//! layers, the counterpart of upstream's `components::kv::KVDriverComponent`).
+//! Components for this crate's capsules.
+//!
+//! [`TdbStoreComponent`] takes a NOR-flash region in and gives `hil::kv::KV` out;
+//! [`KvSyscallComponent`] puts the KV syscall driver over the permission layers, the
+//! counterpart of upstream's `components::kv::KVDriverComponent`.
 //!
 //! ```text
 //! upstream components::kv (KVStorePermissions, mux, VirtualKVPermissions, KVStoreDriver)
@@ -25,7 +27,7 @@
 //! type KvStore = capsules_tdbstore::component::TdbStoreComponentType<FlashHw>;
 //! let kv_store = capsules_tdbstore::component::TdbStoreComponent::new(flash)
 //!     .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw));
-//! // or with explicit sizes: (flash type, index entries, work buffer, flash buffer)
+//! // or with explicit sizes: (flash type, index entries, work buffer)
 //! //  .finalize(capsules_tdbstore::tdbstore_component_static!(FlashHw, 64, 512, 512));
 //! let _ = kv_store.mount();
 //! ```
@@ -40,37 +42,35 @@ use nor_flash_hil::NorFlash;
 use tdbstore::{IndexEntry, Store, StoreOptions};
 
 use crate::kv_syscall::{KvSyscallDriver, KEY_LEN, VALUE_BUF_LEN};
-use crate::tdbstore_kv::{engine_geometry, TdbStoreKv};
+use crate::tdbstore_kv::TdbStoreKv;
 
 /// Default number of keys the RAM index holds (8 bytes each: 2 KiB).
 pub const DEFAULT_KEYS: usize = 256;
 /// Default engine work buffer: at least [`tdbstore::Store::min_work_len`] of the geometry
 /// (192 bytes with 32-byte program units); more means fewer, larger flash requests.
 pub const DEFAULT_WORK_LEN: usize = 512;
-/// Default flash I/O buffer: at least the work buffer.
-pub const DEFAULT_FLASH_BUF_LEN: usize = 512;
 
-/// Static buffers for [`TdbStoreComponent`]: `(flash type)` with the defaults, or
-/// `(flash type, index entries, work buffer bytes, flash buffer bytes)`.
+/// Static buffers for [`TdbStoreComponent`].
 ///
-/// RAM: `keys * 8 + work + flash_buf` bytes of buffers plus the capsule itself (see the
-/// crate docs).
+/// `(flash type)` with the defaults, or `(flash type, index entries, work buffer bytes)`.
+/// The work buffer is the only I/O buffer: the capsule lends it to the flash driver for
+/// each read and program.
+///
+/// RAM: `keys * 8 + work` bytes of buffers plus the capsule itself (see the crate docs).
 #[macro_export]
 macro_rules! tdbstore_component_static {
     ($F:ty $(,)?) => {
         $crate::tdbstore_component_static!(
             $F,
             $crate::component::DEFAULT_KEYS,
-            $crate::component::DEFAULT_WORK_LEN,
-            $crate::component::DEFAULT_FLASH_BUF_LEN
+            $crate::component::DEFAULT_WORK_LEN
         )
     };
-    ($F:ty, $keys:expr, $work:expr, $flash_buf:expr $(,)?) => {{
+    ($F:ty, $keys:expr, $work:expr $(,)?) => {{
         let kv = kernel::static_buf!($crate::tdbstore_kv::TdbStoreKv<'static, $F>);
         let index = kernel::static_buf!([$crate::tdbstore::IndexEntry; $keys]);
         let work = kernel::static_buf!([u8; $work]);
-        let flash_buf = kernel::static_buf!([u8; $flash_buf]);
-        (kv, index, work, flash_buf)
+        (kv, index, work)
     }};
 }
 
@@ -79,19 +79,12 @@ pub type TdbStoreComponentType<F> = TdbStoreKv<'static, F>;
 
 /// Builds a [`TdbStoreKv`] over a NOR-flash region, sets it as the flash driver's client
 /// and registers its deferred call. The engine's geometry is the driver's.
-pub struct TdbStoreComponent<
-    F: NorFlash<'static> + 'static,
-    const KEYS: usize,
-    const WORK: usize,
-    const BUF: usize,
-> {
+pub struct TdbStoreComponent<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize> {
     flash: &'static F,
     options: StoreOptions,
 }
 
-impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const BUF: usize>
-    TdbStoreComponent<F, KEYS, WORK, BUF>
-{
+impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize> TdbStoreComponent<F, KEYS, WORK> {
     /// A component over `flash` with the options boards want: a blank region is formatted at
     /// mount (anything else that is not a TDBStore is left untouched), Mbed's record format,
     /// and early compaction during idle time once less than an eighth of a sector is free,
@@ -110,27 +103,22 @@ impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const
     }
 }
 
-impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize, const BUF: usize> Component
-    for TdbStoreComponent<F, KEYS, WORK, BUF>
+impl<F: NorFlash<'static> + 'static, const KEYS: usize, const WORK: usize> Component
+    for TdbStoreComponent<F, KEYS, WORK>
 {
     type StaticInput = (
         &'static mut MaybeUninit<TdbStoreKv<'static, F>>,
         &'static mut MaybeUninit<[IndexEntry; KEYS]>,
         &'static mut MaybeUninit<[u8; WORK]>,
-        &'static mut MaybeUninit<[u8; BUF]>,
     );
     type Output = &'static TdbStoreKv<'static, F>;
 
     fn finalize(self, s: Self::StaticInput) -> Self::Output {
-        const {
-            assert!(BUF >= WORK, "tdbstore: the flash buffer must be at least the work buffer");
-        }
         let index = s.1.write([IndexEntry::default(); KEYS]);
         let work = s.2.write([0; WORK]);
-        let flash_buf = s.3.write([0; BUF]);
-        let geometry = engine_geometry(self.flash.geometry());
+        let geometry = self.flash.geometry();
         let store = Store::new(geometry, self.options, work, index);
-        let kv = s.0.write(TdbStoreKv::new(self.flash, store, flash_buf));
+        let kv = s.0.write(TdbStoreKv::new(self.flash, store));
         self.flash.set_client(kv);
         kv.register();
         kv
@@ -148,10 +136,11 @@ macro_rules! kv_syscall_component_static {
     }};
 }
 
-/// The KV syscall driver ([`KvSyscallDriver`]) as the only client of `kv` (upstream's
-/// `VirtualKVPermissions`), so every app's request is queued in the driver; wired as
-/// upstream's `KVDriverComponent` is, plus the deferred call the driver starts queued
-/// operations from.
+/// The KV syscall driver ([`KvSyscallDriver`]) as the only client of `kv`.
+///
+/// `kv` is upstream's `VirtualKVPermissions`, so every app's request is queued in the
+/// driver; wired as upstream's `KVDriverComponent` is, plus the deferred call the driver
+/// starts queued operations from.
 ///
 /// ```rust,ignore
 /// let kv_driver = capsules_tdbstore::component::KvSyscallComponent::new(

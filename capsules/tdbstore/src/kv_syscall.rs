@@ -158,8 +158,9 @@ pub struct KvSyscallDriver<'a, V: KVPermissions<'a>> {
     queued: Cell<u32>,
 }
 
-/// How many other apps' operations a queued garbage collection lets go first. A collection
-/// copies every live record and erases an area, a hundred times the work of an operation: an
+/// How many other apps' operations a queued garbage collection lets go first.
+///
+/// A collection copies every live record and erases an area, a hundred times the work of an operation: an
 /// app collecting in a loop would otherwise take most of the store's time.
 pub const GC_PATIENCE: u32 = 16;
 

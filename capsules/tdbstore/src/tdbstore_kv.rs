@@ -24,9 +24,16 @@
 //!
 //! The engine never touches flash: each step asks for one flash read, program or erase, or
 //! for a copy between its work buffer and the caller's value. This capsule performs the
-//! flash requests through the split-phase NOR-flash HIL (copying between the engine's work
-//! buffer and its own flash buffer) and resumes the engine from the completion callbacks;
-//! copies to and from the value buffer are done on the spot.
+//! flash requests through the split-phase NOR-flash HIL, lending the engine's work buffer to
+//! the driver ([`tdbstore::Store::lend`]: a window onto the request's bytes, so there is no
+//! second buffer and no copy), and resumes the engine from the completion callbacks; copies
+//! to and from the value buffer are done on the spot.
+//!
+//! The capsule keeps one piece of operation state, the client's operation (as upstream's
+//! `KVStorePermissions` does), and a board request not yet started. What the engine runs,
+//! what it waits for and whether background work is due, it asks the engine
+//! ([`tdbstore::Store::task`], [`tdbstore::Store::pending`],
+//! [`tdbstore::Store::maintenance_due`]).
 //!
 //! # Scheduling
 //!
@@ -118,12 +125,14 @@ use core::cell::Cell;
 use kernel::debug;
 use kernel::deferred_call::{DeferredCall, DeferredCallClient};
 use kernel::hil::kv::{KVClient, KV};
-use kernel::utilities::cells::{MapCell, OptionalCell, TakeCell};
+use kernel::utilities::cells::{MapCell, OptionalCell};
 use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{NorFlash, NorFlashClient};
 use tdbstore::app_key::{self, TooLong};
-use tdbstore::{Error, GeometryError, IoError, KeyError, Op, Outcome, Request, Step, Store, StoreInfo};
+use tdbstore::{
+    Error, GeometryError, IoError, KeyError, Op, Outcome, Request, SetWhen, Step, Store, StoreInfo, Task,
+};
 
 /// Which family of KV calls an engine error is reported to; the HIL gives them different
 /// codes for the same cause.
@@ -152,23 +161,41 @@ pub enum Access {
 /// the call, lookups complete with `NOSUPPORT` (see the module docs, *Keys*).
 pub fn error_code(e: Error, access: Access) -> ErrorCode {
     match (e, access) {
-        (Error::NotFound | Error::WriteProtected, _) => ErrorCode::NOSUPPORT,
+        (Error::NotFound | Error::WriteProtected | Error::Exists, _) => ErrorCode::NOSUPPORT,
         (Error::Full | Error::IndexFull, _) => ErrorCode::NOMEM,
         (Error::InvalidKey(KeyError::TooLong) | Error::ValueTooLarge, Access::Write) => ErrorCode::SIZE,
         (Error::InvalidKey(_) | Error::ValueTooLarge | Error::InvalidFlags, _) => ErrorCode::INVAL,
         (Error::Busy, _) => ErrorCode::BUSY,
-        (Error::Foreign | Error::NotMounted | Error::Corrupt | Error::SizeMismatch | Error::Io(..), _) => {
-            ErrorCode::FAIL
-        }
+        (
+            Error::Foreign
+            | Error::NotMounted
+            | Error::Corrupt
+            | Error::SizeMismatch
+            | Error::Io(..)
+            | Error::Internal,
+            _,
+        ) => ErrorCode::FAIL,
     }
 }
 
-/// The flash operation a callback is expected for.
+/// The flash operation a callback reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlashOp {
     Read,
     Program,
     Erase,
+}
+
+impl FlashOp {
+    /// Whether `req` is the request this callback completes.
+    fn completes(self, req: Option<Request>) -> bool {
+        matches!(
+            (self, req),
+            (FlashOp::Read, Some(Request::Read { .. }))
+                | (FlashOp::Program, Some(Request::Program { .. }))
+                | (FlashOp::Erase, Some(Request::Erase { .. }))
+        )
+    }
 }
 
 /// What a NOR-flash driver's error means to the engine: an uncorrectable read (`FAIL` on a
@@ -181,7 +208,7 @@ fn io_error(op: FlashOp, e: ErrorCode) -> IoError {
     }
 }
 
-/// A user operation (at most one is pending).
+/// A client's operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UserOp {
     Get,
@@ -201,17 +228,17 @@ impl UserOp {
     }
 }
 
-/// What the engine is running.
+/// The client's operation, from the call that accepted it to its callback (at most one).
+///
+/// Its buffers wait in `key` and `value`. Whether the engine is running it, and what the
+/// engine waits for, the engine itself says ([`Store::task`], [`Store::pending`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Running {
-    Idle,
-    Mount,
-    Format,
-    Maintain,
-    /// The lookup that decides an `add` or `update`.
-    Check,
-    /// The user operation itself.
-    User,
+enum Operation {
+    /// Accepted; waiting for the engine (a mount first, or a maintenance step to end), or
+    /// running on it.
+    Accepted(UserOp),
+    /// Finished inside the client's call; its callback comes from the deferred call (TRD3).
+    Finished(UserOp, Result<(), ErrorCode>),
 }
 
 /// A request from the board, run before any user operation.
@@ -238,39 +265,21 @@ pub enum MountState {
     Unconfigured(GeometryError),
 }
 
-/// The engine's geometry for a NOR-flash region.
-pub fn engine_geometry(g: nor_flash_hil::Geometry) -> tdbstore::Geometry {
-    tdbstore::Geometry {
-        size: g.size,
-        read_size: g.read_size,
-        program_size: g.program_size,
-        erase_size: g.erase_size,
-        erase_value: g.erase_value,
-    }
-}
-
 /// The TDBStore key-value capsule. See the module docs.
 pub struct TdbStoreKv<'a, F: NorFlash<'a>> {
     flash: &'a F,
-    /// The engine; empty if it could not be configured.
+    /// The engine; empty if it could not be configured. Its work buffer is the only I/O
+    /// buffer: lent to the flash driver for each read and program.
     store: MapCell<Store<'static>>,
-    /// Data of flash reads and programs (the engine's work buffer stays inside the engine).
-    flash_buf: TakeCell<'static, [u8]>,
     client: OptionalCell<&'a dyn KVClient>,
     state: Cell<MountState>,
-    running: Cell<Running>,
-    /// The flash callback the engine waits for.
-    awaiting: OptionalCell<FlashOp>,
+    /// A mount or format the board asked for, not started yet.
     admin: OptionalCell<Admin>,
-    user: OptionalCell<UserOp>,
+    operation: OptionalCell<Operation>,
     key: MapCell<SubSliceMut<'static, u8>>,
     /// The user key's stored form; empty while a lookup of a key that has none runs.
     store_key: MapCell<app_key::Key>,
     value: MapCell<SubSliceMut<'static, u8>>,
-    /// An engine operation that finished inside a caller's call, delivered by deferred call.
-    finished: OptionalCell<Result<Outcome, Error>>,
-    /// The engine may have background work (erase ahead, compaction of a torn tail).
-    maintenance_due: Cell<bool>,
     /// Values shorter than this read as absent (see [`TdbStoreKv::set_min_value_len`]).
     min_value_len: Cell<usize>,
     deferred_call: DeferredCall,
@@ -286,17 +295,12 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     }
 
     /// A capsule over `flash` with the engine `store` (built over the board's static work
-    /// buffer and index, with [`engine_geometry`] of `flash.geometry()`), or the reason it
-    /// could not be built. `flash_buf` must be at least as long as the engine's work buffer;
-    /// a request longer than it fails (`FAIL`).
+    /// buffer and index, over `flash.geometry()` itself), or the reason it could not be
+    /// built.
     ///
     /// The board must also call `flash.set_client(capsule)` and
     /// [`DeferredCallClient::register`]; the component does both.
-    pub fn new(
-        flash: &'a F,
-        store: Result<Store<'static>, GeometryError>,
-        flash_buf: &'static mut [u8],
-    ) -> Self {
+    pub fn new(flash: &'a F, store: Result<Store<'static>, GeometryError>) -> Self {
         let (store, state) = match store {
             Ok(s) if Self::fits(flash.geometry(), &s.info()) => (MapCell::new(s), MountState::Unmounted),
             Ok(_) => (MapCell::empty(), MountState::Unconfigured(GeometryError::UnitsNotNested)),
@@ -308,18 +312,13 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         TdbStoreKv {
             flash,
             store,
-            flash_buf: TakeCell::new(flash_buf),
             client: OptionalCell::empty(),
             state: Cell::new(state),
-            running: Cell::new(Running::Idle),
-            awaiting: OptionalCell::empty(),
             admin: OptionalCell::empty(),
-            user: OptionalCell::empty(),
+            operation: OptionalCell::empty(),
             key: MapCell::empty(),
             store_key: MapCell::empty(),
             value: MapCell::empty(),
-            finished: OptionalCell::empty(),
-            maintenance_due: Cell::new(false),
             min_value_len: Cell::new(0),
             deferred_call: DeferredCall::new(),
         }
@@ -378,22 +377,26 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         self.store.map(|s| s.info())
     }
 
-    /// Whether nothing is running or waiting: no user operation, no board request, no
-    /// engine operation and no background work left.
+    /// Whether nothing is running or waiting: no client operation, no board request, and
+    /// the engine neither busy nor with background work left.
     pub fn is_idle(&self) -> bool {
-        self.running.get() == Running::Idle
-            && self.user.is_none()
-            && self.admin.is_none()
-            && self.finished.is_none()
-            && !(self.maintenance_due.get() && self.state.get() == MountState::Mounted)
+        self.operation.is_none() && self.admin.is_none() && !self.engine_busy() && !self.maintenance_due()
+    }
+
+    fn engine_busy(&self) -> bool {
+        self.store.map_or(false, |s| s.is_busy() || s.is_lent())
+    }
+
+    fn maintenance_due(&self) -> bool {
+        self.state.get() == MountState::Mounted && self.store.map_or(false, |s| s.maintenance_due())
     }
 
     // ---------------------------------------------------------------------------------
     // Dispatch.
 
-    /// Why a user operation cannot be accepted now.
+    /// Why a client operation cannot be accepted now.
     fn refuse(&self, op: UserOp) -> Option<ErrorCode> {
-        if self.user.is_some() {
+        if self.operation.is_some() {
             return Some(ErrorCode::BUSY);
         }
         let unusable = matches!(self.state.get(), MountState::Failed(_) | MountState::Unconfigured(_));
@@ -405,79 +408,87 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         None
     }
 
-    /// Queues an accepted user operation (its buffers are already stored) and starts it if
-    /// the engine is free.
+    /// Queues an accepted client operation (its buffers are already stored) and starts it
+    /// if the engine is free.
     fn submit(&self, op: UserOp) {
-        self.user.set(op);
+        self.operation.set(Operation::Accepted(op));
         self.start_next(true);
     }
 
-    /// Starts the next piece of work if the engine is free: a board request, then the user
-    /// operation (mounting first if needed), else schedules a maintenance step. `in_call`:
-    /// we are inside a client's call, so nothing may complete synchronously.
+    /// The client operation waiting to start: accepted, and not on the engine.
+    fn waiting(&self) -> Option<UserOp> {
+        match self.operation.get() {
+            Some(Operation::Accepted(op)) if !self.engine_busy() => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Starts the next piece of work if the engine is free: a board request, then the
+    /// client operation (mounting first if needed), else schedules a maintenance step.
+    /// `in_call`: we are inside a client's call, so nothing may complete synchronously, and
+    /// only the client's own operation starts (mounts and board requests wait for the
+    /// deferred call).
     fn start_next(&self, in_call: bool) {
-        if self.running.get() != Running::Idle || self.finished.is_some() {
+        if self.engine_busy() || matches!(self.operation.get(), Some(Operation::Finished(..))) {
+            return;
+        }
+        let needs_mount = self.state.get() == MountState::Unmounted && self.operation.is_some();
+        if in_call && (self.admin.is_some() || needs_mount) {
+            self.deferred_call.set();
             return;
         }
         if let Some(admin) = self.admin.take() {
             match admin {
-                Admin::Mount => self.start(Running::Mount, Op::Mount, in_call),
-                Admin::Format => self.start(Running::Format, Op::Format { full: false }, in_call),
+                Admin::Mount => self.start(Task::Mount, Op::Mount, false),
+                Admin::Format => self.start(Task::Format, Op::Format { full: false }, false),
             }
             return;
         }
-        if let Some(op) = self.user.get() {
+        if let Some(op) = self.waiting() {
             match self.state.get() {
                 MountState::Mounted => self.start_user(op, in_call),
-                MountState::Unmounted => self.start(Running::Mount, Op::Mount, in_call),
+                MountState::Unmounted => self.start(Task::Mount, Op::Mount, false),
                 MountState::Failed(_) | MountState::Unconfigured(_) => {
-                    // Completes the user operation with FAIL.
-                    self.running.set(Running::User);
-                    self.run(Step::Done(Err(Error::NotMounted)), in_call);
+                    self.done(op, Err(Error::NotMounted), in_call)
                 }
             }
             return;
         }
-        if self.maintenance_due.get() && self.state.get() == MountState::Mounted {
+        if self.maintenance_due() {
             // One step per deferred call, so other work runs in between.
             self.deferred_call.set();
         }
     }
 
-    /// Starts `op` on the engine.
-    fn start(&self, running: Running, op: Op<'_>, in_call: bool) {
-        self.running.set(running);
+    /// Starts `op`, a `task`, on the engine. Once it runs, the engine itself says what it
+    /// runs ([`Store::task`]); `task` routes an outcome that comes back at once.
+    fn start(&self, task: Task, op: Op<'_>, in_call: bool) {
         let step = self.store.map(|s| s.start(op)).unwrap_or(Step::Done(Err(Error::NotMounted)));
-        self.run(step, in_call);
+        self.run(task, step, in_call);
     }
 
-    /// Starts a user operation: the lookup of an `add`/`update`, or the operation itself.
+    /// Starts the engine operation that carries out a client's `op`: one operation each;
+    /// `add` and `update` are conditional writes the engine decides after its one lookup.
     fn start_user(&self, op: UserOp, in_call: bool) {
-        match op {
-            UserOp::Add | UserOp::Update => {
-                let step = self.with_key(|s, key| s.start(Op::GetInfo { key }));
-                self.running.set(Running::Check);
-                self.run(step, in_call);
-            }
-            _ => self.start_write(op, in_call),
-        }
-    }
-
-    /// Starts the engine operation that carries out `op`.
-    fn start_write(&self, op: UserOp, in_call: bool) {
         let len = self.value.map_or(0, |v| v.len() as u32);
+        let set =
+            |when| move |s: &mut Store<'static>, key: &[u8]| s.start(Op::Set { key, len, flags: 0, when });
         let step = match op {
             UserOp::Get => self.with_key(|s, key| s.start(Op::Get { key, out_len: len })),
-            UserOp::Set | UserOp::Add | UserOp::Update => {
-                self.with_key(|s, key| s.start(Op::Set { key, len, flags: 0 }))
-            }
+            UserOp::Set => self.with_key(set(SetWhen::Always)),
+            UserOp::Add => self.with_key(set(SetWhen::Absent)),
+            UserOp::Update => self.with_key(set(SetWhen::Present)),
             UserOp::Delete => self.with_key(|s, key| s.start(Op::Remove { key })),
             UserOp::GarbageCollect => {
                 self.store.map(|s| s.start(Op::Compact)).unwrap_or(Step::Done(Err(Error::NotMounted)))
             }
         };
-        self.running.set(Running::User);
-        self.run(step, in_call);
+        let task = match op {
+            UserOp::Get => Task::Read,
+            UserOp::GarbageCollect => Task::Compact,
+            _ => Task::Write,
+        };
+        self.run(task, step, in_call);
     }
 
     /// Runs `f` with the engine and the user key's stored form. A key without one is not
@@ -508,19 +519,12 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         }
     }
 
-    /// Performs requests until one needs a flash callback or the operation finishes.
-    fn run(&self, mut step: Step, in_call: bool) {
+    /// Performs requests until one needs a flash callback or `task`, the engine's
+    /// operation, finishes.
+    fn run(&self, task: Task, mut step: Step, in_call: bool) {
         loop {
             match step {
-                Step::Done(r) => {
-                    if in_call {
-                        self.finished.set(r);
-                        self.deferred_call.set();
-                    } else {
-                        self.finish(r);
-                    }
-                    return;
-                }
+                Step::Done(r) => return self.finished(task, r, in_call),
                 Step::Io(req) => match self.perform(req) {
                     Some(next) => step = next,
                     None => return,
@@ -534,73 +538,48 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         self.store.map(|s| s.resume(r)).unwrap_or(Step::Done(Err(Error::NotMounted)))
     }
 
+    /// Lends the engine's work buffer for the pending read or program, as a window onto
+    /// the bytes the request covers.
+    fn lend(&self) -> Option<SubSliceMut<'static, u8>> {
+        let (buffer, at, len) = self.store.map(|s| s.lend()).flatten()?;
+        let mut window = SubSliceMut::new(buffer);
+        window.slice(at..at + len);
+        Some(window)
+    }
+
+    /// Gives a lent buffer back to the engine. One that is not the engine's (a driver bug)
+    /// is dropped: the engine keeps waiting for its own, and fails the operation.
+    fn give_back(&self, window: SubSliceMut<'static, u8>) {
+        let buffer = window.take();
+        self.store.map(move |s| {
+            let _ = s.give_back(buffer);
+        });
+    }
+
+    /// Starts a flash read or program at `addr` on the engine's lent work buffer.
+    fn lend_to(&self, op: FlashOp, addr: u32) -> Result<(), IoError> {
+        let window = self.lend().ok_or(IoError::Other)?;
+        let started = match op {
+            FlashOp::Read => self.flash.read(addr, window),
+            _ => self.flash.program(addr, window),
+        };
+        started.map_err(|(e, window)| {
+            self.give_back(window);
+            io_error(op, e)
+        })
+    }
+
     /// Performs one request. `None`: a flash operation is under way (its callback resumes
     /// the engine); `Some(step)`: the request finished at once (copies, refusals).
     fn perform(&self, req: Request) -> Option<Step> {
-        match req {
-            Request::Read { addr, len } => {
-                let len = len as usize;
-                let Some(buf) = self.flash_buf.take() else {
-                    return Some(self.resume(Err(IoError::Other)));
-                };
-                if len > buf.len() {
-                    self.flash_buf.replace(buf);
-                    return Some(self.resume(Err(IoError::Other)));
-                }
-                self.awaiting.set(FlashOp::Read);
-                match self.flash.read(addr, buf, len) {
-                    Ok(()) => None,
-                    Err((e, buf)) => {
-                        self.awaiting.clear();
-                        self.flash_buf.replace(buf);
-                        Some(self.resume(Err(io_error(FlashOp::Read, e))))
-                    }
-                }
-            }
-            Request::Program { addr, len } => {
-                let len = len as usize;
-                let Some(buf) = self.flash_buf.take() else {
-                    return Some(self.resume(Err(IoError::Other)));
-                };
-                let staged = self
-                    .store
-                    .map(|s| {
-                        let src = s.io_buf();
-                        match buf.get_mut(..len) {
-                            Some(dst) if src.len() == len => {
-                                dst.copy_from_slice(src);
-                                true
-                            }
-                            _ => false,
-                        }
-                    })
-                    .unwrap_or(false);
-                if !staged {
-                    self.flash_buf.replace(buf);
-                    return Some(self.resume(Err(IoError::Other)));
-                }
-                self.awaiting.set(FlashOp::Program);
-                match self.flash.program(addr, buf, len) {
-                    Ok(()) => None,
-                    Err((e, buf)) => {
-                        self.awaiting.clear();
-                        self.flash_buf.replace(buf);
-                        Some(self.resume(Err(io_error(FlashOp::Program, e))))
-                    }
-                }
-            }
+        let started = match req {
+            Request::Read { addr, .. } => self.lend_to(FlashOp::Read, addr),
+            Request::Program { addr, .. } => self.lend_to(FlashOp::Program, addr),
             Request::Erase { addr, len } => {
                 if len != self.flash.geometry().erase_size {
                     return Some(self.resume(Err(IoError::Other)));
                 }
-                self.awaiting.set(FlashOp::Erase);
-                match self.flash.erase(addr) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        self.awaiting.clear();
-                        Some(self.resume(Err(io_error(FlashOp::Erase, e))))
-                    }
-                }
+                self.flash.erase(addr).map_err(|e| io_error(FlashOp::Erase, e))
             }
             Request::Fill { offset, len } => {
                 let range = offset as usize..(offset as usize).saturating_add(len as usize);
@@ -611,7 +590,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                         None => false,
                     })
                     .unwrap_or(false);
-                Some(self.resume(if copied { Ok(()) } else { Err(IoError::Other) }))
+                return Some(self.resume(if copied { Ok(()) } else { Err(IoError::Other) }));
             }
             Request::Deliver { offset, len } => {
                 let range = offset as usize..(offset as usize).saturating_add(len as usize);
@@ -622,54 +601,58 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                         None => false,
                     })
                     .unwrap_or(false);
-                Some(self.resume(if copied { Ok(()) } else { Err(IoError::Other) }))
+                return Some(self.resume(if copied { Ok(()) } else { Err(IoError::Other) }));
             }
+        };
+        match started {
+            Ok(()) => None,
+            Err(e) => Some(self.resume(Err(e))),
         }
     }
 
-    /// A flash callback arrived.
-    fn flash_done(&self, op: FlashOp, r: Result<(), IoError>) {
-        if self.awaiting.get() != Some(op) {
-            // Not the callback we wait for (a driver bug): fail the request we do wait for,
-            // if any, rather than guess; ignore it otherwise.
-            if self.awaiting.take().is_none() {
-                return;
-            }
-            let step = self.resume(Err(IoError::Other));
-            self.run(step, false);
+    /// A flash callback arrived, with the lent buffer for reads and programs.
+    fn flash_done(&self, op: FlashOp, buffer: Option<SubSliceMut<'static, u8>>, r: Result<(), ErrorCode>) {
+        if let Some(window) = buffer {
+            self.give_back(window);
+        }
+        let Some((Some(task), pending)) = self.store.map(|s| (s.task(), s.pending())) else {
+            // Nothing in flight: a stray callback (a driver bug); nothing to resume.
             return;
-        }
-        self.awaiting.clear();
+        };
+        // Not the callback the engine waits for (a driver bug): fail its request rather
+        // than guess.
+        let r = if op.completes(pending) { r.map_err(|e| io_error(op, e)) } else { Err(IoError::Other) };
         let step = self.resume(r);
-        self.run(step, false);
+        self.run(task, step, false);
     }
 
-    /// An engine operation finished; we are not inside a client's call.
-    fn finish(&self, r: Result<Outcome, Error>) {
-        let running = self.running.replace(Running::Idle);
+    /// The engine finished `task` with `r`.
+    fn finished(&self, task: Task, r: Result<Outcome, Error>, in_call: bool) {
         // A failed compaction leaves the engine unmounted: the next operation mounts again.
         if self.state.get() == MountState::Mounted && !self.store.map_or(false, |s| s.info().mounted) {
             self.state.set(MountState::Unmounted);
         }
-        match running {
-            Running::Mount | Running::Format => self.mounted(running, r),
-            Running::Maintain => {
-                self.maintenance_due.set(matches!(r, Ok(Outcome::Maintained { more: true })))
+        match task {
+            Task::Mount | Task::Format => self.mounted(task, r),
+            // Whether more is due, the engine says when asked.
+            Task::Maintain => {}
+            Task::Read | Task::Write | Task::Compact => {
+                if let Some(Operation::Accepted(op)) = self.operation.get() {
+                    self.done(op, r, in_call);
+                }
             }
-            Running::Check => self.checked(r),
-            Running::User => self.user_done(r),
-            Running::Idle => {}
         }
-        self.start_next(false);
+        if !in_call {
+            self.start_next(false);
+        }
     }
 
     /// A mount or format finished.
-    fn mounted(&self, running: Running, r: Result<Outcome, Error>) {
-        let what = if running == Running::Format { "format" } else { "mount" };
+    fn mounted(&self, task: Task, r: Result<Outcome, Error>) {
+        let what = if task == Task::Format { "format" } else { "mount" };
         match r {
             Ok(Outcome::Mounted(m)) => {
                 self.state.set(MountState::Mounted);
-                self.maintenance_due.set(true);
                 debug!(
                     "tdbstore: mounted: area {}, version {}, {} keys, log end {:#x}{}{}",
                     m.active_area,
@@ -683,7 +666,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             other => {
                 let e = match other {
                     Err(e) => e,
-                    Ok(_) => Error::NotMounted,
+                    Ok(_) => Error::Internal,
                 };
                 self.state.set(MountState::Failed(e));
                 if e == Error::Foreign {
@@ -699,28 +682,9 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         }
     }
 
-    /// The lookup of an `add` or `update` finished: write, or refuse.
-    fn checked(&self, r: Result<Outcome, Error>) {
-        let Some(op) = self.user.get() else { return };
-        match (op, r) {
-            (UserOp::Add, Err(Error::NotFound)) | (UserOp::Update, Ok(Outcome::Info { .. })) => {
-                self.start_write(op, false)
-            }
-            (_, Ok(Outcome::Info { .. }) | Err(Error::NotFound)) => {
-                self.complete_user(op, Err(ErrorCode::NOSUPPORT))
-            }
-            (_, Err(e)) => self.complete_user(op, Err(error_code(e, Access::Write))),
-            (_, Ok(_)) => self.complete_user(op, Err(ErrorCode::FAIL)),
-        }
-    }
-
-    /// The user operation's engine operation finished.
-    fn user_done(&self, r: Result<Outcome, Error>) {
-        let Some(op) = self.user.get() else { return };
-        if op != UserOp::Get {
-            // Writes may leave background work (erase ahead, a torn tail to compact).
-            self.maintenance_due.set(true);
-        }
+    /// The client's operation `op` finished on the engine with `r`: its callback now, or
+    /// from the deferred call if we are inside the client's call.
+    fn done(&self, op: UserOp, r: Result<Outcome, Error>, in_call: bool) {
         let result = match (op, r) {
             (UserOp::Get, Ok(Outcome::Value { size, .. })) if (size as usize) < self.min_value_len.get() => {
                 self.value.map(|v| v.slice(..0));
@@ -734,16 +698,22 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                     Ok(())
                 }
             }
-            (UserOp::Get, Ok(_)) => Err(ErrorCode::FAIL),
+            // The engine answers a get with a value and nothing else.
+            (UserOp::Get, Ok(_)) => Err(error_code(Error::Internal, Access::Lookup)),
             (_, Ok(_)) => Ok(()),
             (op, Err(e)) => Err(error_code(e, op.access())),
         };
-        self.complete_user(op, result);
+        if in_call {
+            self.operation.set(Operation::Finished(op, result));
+            self.deferred_call.set();
+        } else {
+            self.complete_user(op, result);
+        }
     }
 
-    /// Clears the user operation and hands its buffers back to the client.
+    /// Clears the client's operation and hands its buffers back with its callback.
     fn complete_user(&self, op: UserOp, result: Result<(), ErrorCode>) {
-        self.user.clear();
+        self.operation.clear();
         self.store_key.take();
         let key = self.key.take();
         let value = self.value.take();
@@ -790,17 +760,18 @@ fn copy(dst: &mut [u8], src: &[u8]) -> bool {
 
 impl<'a, F: NorFlash<'a>> DeferredCallClient for TdbStoreKv<'a, F> {
     fn handle_deferred_call(&self) {
-        if let Some(r) = self.finished.take() {
-            self.finish(r);
-            return;
-        }
-        if self.running.get() != Running::Idle {
-            return;
-        }
-        if self.admin.is_some() || self.user.is_some() {
+        if let Some(Operation::Finished(op, result)) = self.operation.get() {
+            self.complete_user(op, result);
             self.start_next(false);
-        } else if self.maintenance_due.get() && self.state.get() == MountState::Mounted {
-            self.start(Running::Maintain, Op::Maintain, false);
+            return;
+        }
+        if self.engine_busy() {
+            return;
+        }
+        if self.admin.is_some() || self.waiting().is_some() {
+            self.start_next(false);
+        } else if self.maintenance_due() {
+            self.start(Task::Maintain, Op::Maintain, false);
         }
     }
 
@@ -810,40 +781,16 @@ impl<'a, F: NorFlash<'a>> DeferredCallClient for TdbStoreKv<'a, F> {
 }
 
 impl<'a, F: NorFlash<'a>> NorFlashClient for TdbStoreKv<'a, F> {
-    fn read_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
-        let r = match result {
-            Ok(()) if self.awaiting.get() == Some(FlashOp::Read) => {
-                let copied = self
-                    .store
-                    .map(|s| {
-                        let dst = s.io_buf();
-                        buffer.get(..dst.len()).is_some_and(|src| copy(dst, src))
-                    })
-                    .unwrap_or(false);
-                if copied {
-                    Ok(())
-                } else {
-                    Err(IoError::Other)
-                }
-            }
-            Ok(()) => Ok(()),
-            Err(e) => Err(io_error(FlashOp::Read, e)),
-        };
-        if self.flash_buf.is_none() {
-            self.flash_buf.replace(buffer);
-        }
-        self.flash_done(FlashOp::Read, r);
+    fn read_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
+        self.flash_done(FlashOp::Read, Some(buffer), result);
     }
 
-    fn program_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
-        if self.flash_buf.is_none() {
-            self.flash_buf.replace(buffer);
-        }
-        self.flash_done(FlashOp::Program, result.map_err(|e| io_error(FlashOp::Program, e)));
+    fn program_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
+        self.flash_done(FlashOp::Program, Some(buffer), result);
     }
 
     fn erase_complete(&self, result: Result<(), ErrorCode>) {
-        self.flash_done(FlashOp::Erase, result.map_err(|e| io_error(FlashOp::Erase, e)));
+        self.flash_done(FlashOp::Erase, None, result);
     }
 }
 

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{setup, Done, Rig, GEOMETRY};
+use common::{setup, Done, Event, Rig, GEOMETRY};
 use flash_sim::FlashSim;
 use kernel::ErrorCode;
 
@@ -79,6 +79,39 @@ fn update_changes_only_existing_keys() {
     assert_eq!(again.value(b"k"), Ok(b"v2".to_vec()));
     assert_eq!(again.update(b"k", b"v3"), Done::Update(Ok(())));
     assert_eq!(again.remount().value(b"k"), Ok(b"v3".to_vec()));
+}
+
+/// `add` and `update` are one conditional write each.
+///
+/// The engine decides after its one lookup, so the key's record is read once before the new
+/// one is programmed (a lookup, then a `set` that looked the key up again, read it twice),
+/// and a refused one programs nothing.
+#[test]
+fn add_and_update_read_the_key_once() {
+    let _g = setup();
+    let rig = Rig::new(FlashSim::new(GEOMETRY));
+    assert_eq!(rig.set(b"k", b"v1"), Done::Set(Ok(())));
+    let reads_before_first_program = |events: &[Event]| {
+        events
+            .iter()
+            .take_while(|e| !matches!(e, Event::Program(..)))
+            .filter(|e| matches!(e, Event::Read(..)))
+            .count()
+    };
+    for (op, expect) in [("update", Done::Update(Ok(()))), ("add", Done::Add(Err(ErrorCode::NOSUPPORT)))] {
+        rig.hil.events.borrow_mut().clear();
+        let done = if op == "update" { rig.update(b"k", b"v2") } else { rig.add(b"k", b"v3") };
+        assert_eq!(done, expect, "{op}");
+        let events = rig.hil.events.borrow().clone();
+        assert_eq!(reads_before_first_program(&events), 1, "{op}: {events:?}");
+        if op == "add" {
+            assert!(
+                !events.iter().any(|e| matches!(e, Event::Program(..))),
+                "a refused add programmed: {events:?}"
+            );
+        }
+    }
+    assert_eq!(rig.remount().value(b"k"), Ok(b"v2".to_vec()));
 }
 
 #[test]

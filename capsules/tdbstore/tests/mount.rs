@@ -245,7 +245,7 @@ fn a_user_operation_waits_for_one_maintenance_step_only() {
 fn bigger_stores_mount_and_format_with_the_portenta_geometry() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(flash_sim::Geometry::PORTENTA));
-    let rig = Rig::with(hil, capsule::<64, 512, 512>(hil));
+    let rig = Rig::with(hil, capsule::<64, 512>(hil));
     assert_eq!(rig.set(b"stats", b"\x01\x00\x00\x00"), Done::Set(Ok(())));
     assert_eq!(rig.kv.info().unwrap().standby_clean, 6 * 131_072);
     assert_eq!(rig.remount().value(b"stats"), Ok(vec![1, 0, 0, 0]));

@@ -45,7 +45,7 @@ fn id(n: u32) -> NonZeroU32 {
 /// The TDBStore capsule and upstream's permission layer and mux over `hil`, mounted, wired
 /// as the boards wire it.
 fn stack(hil: &'static SimHil) -> &'static Mux {
-    let kv = capsule::<32, 512, 512>(hil);
+    let kv = capsule::<32, 512>(hil);
     kv.set_min_value_len(HEADER_LENGTH);
     let header: &'static mut [u8; HEADER_LENGTH] = Box::leak(Box::new([0; HEADER_LENGTH]));
     let perms: &'static Perms = Box::leak(Box::new(KVStorePermissions::new(kv, header)));

@@ -58,9 +58,10 @@ pub fn dcache_enabled() -> bool {
     }
 }
 
-/// Invalidates the D-cache lines covering `[addr, addr + len)` if the D-cache is on
-/// (Cortex-M7 TRM §4.3 "cache maintenance operations", DCIMVAC; ST's
-/// `SCB_InvalidateDCache_by_Addr`). Needed after a program or erase so that reads do not hit
+/// Invalidates the D-cache lines covering `[addr, addr + len)` if the D-cache is on.
+///
+/// Cortex-M7 TRM §4.3 "cache maintenance operations", DCIMVAC; ST's
+/// `SCB_InvalidateDCache_by_Addr`. Needed after a program or erase so that reads do not hit
 /// lines filled before the operation.
 pub fn invalidate_dcache(addr: u32, len: u32) {
     #[cfg(all(target_arch = "arm", target_os = "none"))]

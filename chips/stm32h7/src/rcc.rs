@@ -276,9 +276,11 @@ pub struct FlashAccess {
     pub wrhighfreq: u32,
 }
 
-/// RM0399's flash access table, VOS1 column (core 1.15-1.26 V, what `Rcc::configure`
-/// selects), by AXI clock: up to 70 MHz 0 WS / delay 0; 140 MHz 1 / 1; 185 MHz 2 / 1;
-/// 210 MHz 2 / 2; 225 MHz 3 / 2. Embassy's and ST's HAL H7 clock code use the same rows.
+/// RM0399's flash access table, VOS1 column, by AXI clock.
+///
+/// VOS1 is core 1.15-1.26 V, what `Rcc::configure` selects. Rows: up to 70 MHz 0 WS /
+/// delay 0; 140 MHz 1 / 1; 185 MHz 2 / 1; 210 MHz 2 / 2; 225 MHz 3 / 2. Embassy's and ST's
+/// HAL H7 clock code use the same rows.
 /// `None` above 225 MHz (not allowed at VOS1).
 pub const fn flash_access_vos1(axi_hz: u32) -> Option<FlashAccess> {
     let (min_latency, wrhighfreq) = match axi_hz {

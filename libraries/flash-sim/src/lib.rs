@@ -8,7 +8,8 @@
 //!
 //! # The flash contract
 //!
-//! The address space is `0..size`, split by a [`Geometry`] into:
+//! The address space is `0..size`, split by a [`Geometry`] (the `flash-geometry` crate's,
+//! shared with the store engine and Tock's NOR-flash HIL) into:
 //!
 //! * **read units** (`read_size` bytes): reads must start and end on them
 //!   (1 byte on all the built-in geometries);
@@ -94,108 +95,49 @@
 use core::fmt;
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
-/// Sizes of a flash device, in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Geometry {
-    /// Total size; a multiple of `erase_size`.
-    pub size: u32,
-    /// Read granularity (a power of two).
-    pub read_size: u32,
-    /// Program unit (a power of two, a multiple of `read_size`).
-    pub program_size: u32,
-    /// Sector size (a power of two, a multiple of `program_size`).
-    pub erase_size: u32,
-    /// Value of every byte of an erased unit.
-    pub erase_value: u8,
-}
+pub use flash_geometry::{Geometry, UnitError};
 
-/// Why a [`Geometry`] is not usable.
+/// Why [`check_geometry`] refuses a [`Geometry`] (and so [`FlashSim::from_image`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GeometryError {
-    /// The named field is zero.
-    Zero(&'static str),
-    /// The named field is not a power of two.
-    NotPowerOfTwo(&'static str),
+    /// The read, program or erase unit is refused by [`Geometry::check_units`].
+    Units(UnitError),
+    /// `size` is zero.
+    ZeroSize,
     /// `size` is not a multiple of `erase_size`.
     SizeNotMultipleOfErase,
-    /// `erase_size` is not a multiple of `program_size`.
-    EraseNotMultipleOfProgram,
-    /// `program_size` is not a multiple of `read_size`.
-    ProgramNotMultipleOfRead,
+}
+
+impl From<UnitError> for GeometryError {
+    fn from(e: UnitError) -> Self {
+        GeometryError::Units(e)
+    }
 }
 
 impl fmt::Display for GeometryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Zero(n) => write!(f, "geometry: {n} is zero"),
-            Self::NotPowerOfTwo(n) => write!(f, "geometry: {n} is not a power of two"),
+            Self::Units(e) => write!(f, "geometry: {e}"),
+            Self::ZeroSize => f.write_str("geometry: size is zero"),
             Self::SizeNotMultipleOfErase => f.write_str("geometry: size % erase_size != 0"),
-            Self::EraseNotMultipleOfProgram => f.write_str("geometry: erase_size % program_size != 0"),
-            Self::ProgramNotMultipleOfRead => f.write_str("geometry: program_size % read_size != 0"),
         }
     }
 }
 
 impl std::error::Error for GeometryError {}
 
-impl Geometry {
-    /// Arduino Portenta H7 (STM32H747) internal flash as used by the store:
-    /// 12 sectors of 128 KiB, 32-byte flash words, erased to 0xFF.
-    pub const PORTENTA: Geometry =
-        Geometry { size: 1_572_864, read_size: 1, program_size: 32, erase_size: 131_072, erase_value: 0xFF };
-    /// A generic 2 MiB QSPI NOR flash: byte programs, 4 KiB sectors.
-    pub const QSPI: Geometry = Geometry {
-        size: 2 * 1024 * 1024,
-        read_size: 1,
-        program_size: 1,
-        erase_size: 4096,
-        erase_value: 0xFF,
-    };
-    /// The small geometry of the `g2_small` golden vectors: 32 KiB,
-    /// 8-byte program units, 4 KiB sectors.
-    pub const SMALL: Geometry =
-        Geometry { size: 32_768, read_size: 1, program_size: 8, erase_size: 4096, erase_value: 0xFF };
-
-    /// Checks that the sizes are non-zero, that the granularities are powers
-    /// of two and that each one divides the next.
-    pub fn validate(&self) -> Result<(), GeometryError> {
-        let fields = [
-            ("size", self.size),
-            ("read_size", self.read_size),
-            ("program_size", self.program_size),
-            ("erase_size", self.erase_size),
-        ];
-        for (name, v) in fields {
-            if v == 0 {
-                return Err(GeometryError::Zero(name));
-            }
-        }
-        for (name, v) in &fields[1..] {
-            if !v.is_power_of_two() {
-                return Err(GeometryError::NotPowerOfTwo(name));
-            }
-        }
-        if !self.size.is_multiple_of(self.erase_size) {
-            return Err(GeometryError::SizeNotMultipleOfErase);
-        }
-        if !self.erase_size.is_multiple_of(self.program_size) {
-            return Err(GeometryError::EraseNotMultipleOfProgram);
-        }
-        if !self.program_size.is_multiple_of(self.read_size) {
-            return Err(GeometryError::ProgramNotMultipleOfRead);
-        }
-        Ok(())
+/// Checks that the simulator can model `g`: the units every flash user shares
+/// ([`Geometry::check_units`]: non-zero powers of two, each dividing the next), and a
+/// non-zero `size` of whole sectors.
+pub fn check_geometry(g: &Geometry) -> Result<(), GeometryError> {
+    g.check_units()?;
+    if g.size == 0 {
+        return Err(GeometryError::ZeroSize);
     }
-
-    /// Number of sectors (erase units).
-    pub fn sector_count(&self) -> u32 {
-        self.size / self.erase_size
+    if !g.size.is_multiple_of(g.erase_size) {
+        return Err(GeometryError::SizeNotMultipleOfErase);
     }
-
-    /// Number of program units.
-    pub fn unit_count(&self) -> u32 {
-        self.size / self.program_size
-    }
+    Ok(())
 }
 
 /// Modelled duration of flash operations, in nanoseconds.
@@ -458,7 +400,7 @@ impl FlashSim {
     /// A fully erased flash with `TimeModel::for_geometry(&geometry)`.
     ///
     /// # Panics
-    /// If `geometry.validate()` fails.
+    /// If [`check_geometry`] refuses `geometry`.
     pub fn new(geometry: Geometry) -> Self {
         let image = vec![geometry.erase_value; geometry.size as usize];
         match Self::from_image(geometry, image) {
@@ -471,7 +413,7 @@ impl FlashSim {
     /// from [`FlashSim::image`]. A program unit whose bytes are all
     /// `erase_value` is erased, any other is programmed; none is ECC-bad.
     pub fn from_image(geometry: Geometry, image: Vec<u8>) -> Result<Self, ImageError> {
-        geometry.validate().map_err(ImageError::Geometry)?;
+        check_geometry(&geometry).map_err(ImageError::Geometry)?;
         if image.len() != geometry.size as usize {
             return Err(ImageError::Size { expected: geometry.size, actual: image.len() });
         }

@@ -1,7 +1,10 @@
 //! Behaviour tests of the flash model against its documented contract.
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
-use flash_sim::{Cut, FlashSim, Geometry, GeometryError, ImageError, OpKind, SimError, TimeModel, UnitState};
+use flash_sim::{
+    check_geometry, Cut, FlashSim, Geometry, GeometryError, ImageError, OpKind, SimError, TimeModel,
+    UnitError, UnitState,
+};
 
 const S: Geometry = Geometry::SMALL; // program 8, sector 4096, 8 sectors
 
@@ -13,7 +16,7 @@ fn read_vec(sim: &mut FlashSim, addr: u32, len: usize) -> Result<Vec<u8>, SimErr
 #[test]
 fn builtin_geometries_are_valid_and_as_specified() {
     for g in [Geometry::PORTENTA, Geometry::QSPI, Geometry::SMALL] {
-        assert_eq!(g.validate(), Ok(()));
+        assert_eq!(check_geometry(&g), Ok(()));
     }
     assert_eq!(Geometry::PORTENTA.sector_count(), 12);
     assert_eq!(Geometry::PORTENTA.program_size, 32);
@@ -27,21 +30,28 @@ fn invalid_geometries_are_rejected() {
     let bad = |f: fn(&mut Geometry)| {
         let mut g = S;
         f(&mut g);
-        g.validate()
+        check_geometry(&g)
     };
-    assert_eq!(bad(|g| g.size = 0), Err(GeometryError::Zero("size")));
-    assert_eq!(bad(|g| g.program_size = 0), Err(GeometryError::Zero("program_size")));
-    assert_eq!(bad(|g| g.program_size = 12), Err(GeometryError::NotPowerOfTwo("program_size")));
+    assert_eq!(bad(|g| g.size = 0), Err(GeometryError::ZeroSize));
+    assert_eq!(bad(|g| g.program_size = 0), Err(GeometryError::Units(UnitError::Zero("program_size"))));
+    assert_eq!(
+        bad(|g| g.program_size = 12),
+        Err(GeometryError::Units(UnitError::NotPowerOfTwo("program_size")))
+    );
     assert_eq!(bad(|g| g.size = 4096 * 3 + 8), Err(GeometryError::SizeNotMultipleOfErase));
-    assert_eq!(bad(|g| g.program_size = 8192), Err(GeometryError::EraseNotMultipleOfProgram));
-    assert_eq!(bad(|g| g.read_size = 16), Err(GeometryError::ProgramNotMultipleOfRead));
+    assert_eq!(bad(|g| g.program_size = 8192), Err(GeometryError::Units(UnitError::NotNested)));
+    assert_eq!(bad(|g| g.read_size = 16), Err(GeometryError::Units(UnitError::NotNested)));
     // A non-power-of-two total size is fine (the Portenta's 1.5 MiB).
     assert_eq!(bad(|g| g.size = 4096 * 3), Ok(()));
     let mut g = S;
     g.erase_size = 0;
     assert_eq!(
         FlashSim::from_image(g, vec![0xFF; 32768]).err(),
-        Some(ImageError::Geometry(GeometryError::Zero("erase_size")))
+        Some(ImageError::Geometry(GeometryError::Units(UnitError::Zero("erase_size"))))
+    );
+    assert_eq!(
+        GeometryError::Units(UnitError::NotPowerOfTwo("erase_size")).to_string(),
+        "geometry: erase_size is not a power of two"
     );
 }
 

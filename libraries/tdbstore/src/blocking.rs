@@ -6,7 +6,9 @@
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 
-use crate::engine::{Cursor, Error, IoError, MountInfo, Op, Outcome, Request, Step, Store, StoreOptions};
+use crate::engine::{
+    Cursor, Error, IoError, MountInfo, Op, Outcome, Request, SetWhen, Step, Store, StoreOptions,
+};
 use crate::geometry::{Geometry, GeometryError};
 use crate::index::IndexEntry;
 
@@ -133,7 +135,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     pub fn mount(&mut self) -> Result<MountInfo, Error> {
         match self.run(Op::Mount, &[], &mut [])? {
             Outcome::Mounted(m) => Ok(m),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
@@ -141,7 +143,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     pub fn format(&mut self, full: bool) -> Result<MountInfo, Error> {
         match self.run(Op::Format { full }, &[], &mut [])? {
             Outcome::Mounted(m) => Ok(m),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
@@ -152,7 +154,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
             Outcome::Value { size, flags, copied } => {
                 Ok(ValueInfo { size: size as usize, flags, copied: copied as usize })
             }
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
@@ -160,14 +162,20 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     pub fn get_info(&mut self, key: &[u8]) -> Result<(usize, u32), Error> {
         match self.run(Op::GetInfo { key }, &[], &mut [])? {
             Outcome::Info { size, flags } => Ok((size as usize, flags)),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
     /// Writes `value` under `key` with `flags`.
     pub fn set(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<(), Error> {
+        self.set_if(key, value, flags, SetWhen::Always)
+    }
+
+    /// Writes `value` under `key` if `when` holds: [`SetWhen::Absent`] creates only
+    /// ([`Error::Exists`] otherwise), [`SetWhen::Present`] replaces only ([`Error::NotFound`]).
+    pub fn set_if(&mut self, key: &[u8], value: &[u8], flags: u32, when: SetWhen) -> Result<(), Error> {
         let len = u32::try_from(value.len()).map_err(|_| Error::ValueTooLarge)?;
-        Self::expect_done(self.run(Op::Set { key, len, flags }, value, &mut []))
+        Self::expect_done(self.run(Op::Set { key, len, flags, when }, value, &mut []))
     }
 
     /// Removes `key`.
@@ -212,7 +220,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         match self.run(Op::Next { prefix, cursor, out_len }, &[], out)? {
             Outcome::Key { len, next, .. } => Ok(Some((len as usize, next))),
             Outcome::End => Ok(None),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
@@ -238,7 +246,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         let out_len = out.len().min(64) as u32;
         match self.run(Op::ReservedGet { out_len }, &[], out)? {
             Outcome::Reserved { len, .. } => Ok(len as usize),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 
@@ -246,7 +254,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     pub fn maintain(&mut self) -> Result<bool, Error> {
         match self.run(Op::Maintain, &[], &mut [])? {
             Outcome::Maintained { more } => Ok(more),
-            _ => Err(Error::Busy),
+            _ => Err(Error::Internal),
         }
     }
 

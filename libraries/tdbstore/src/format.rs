@@ -378,6 +378,72 @@ impl Layout {
     }
 }
 
+/// Bytes of an area's reserved slot that Mbed reads: the data and its trailer.
+pub const RESERVED_AREA_LEN: u32 = RESERVED_TRAILER_OFFSET + RESERVED_TRAILER_LEN;
+
+/// What an area's master-record slot holds (see [`Layout::parse_master`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterSlot {
+    /// A master record whose checksum holds.
+    Valid {
+        /// Area version (the higher one, in serial-number order, is the active area).
+        version: u16,
+        /// Record-format revision ([`RecordFormat::revision`]).
+        revision: u16,
+    },
+    /// No store: an erased header, or a master record whose head program was cut before
+    /// its magic (the body is written first, so the key is there and the magic is not).
+    Blank,
+    /// Something else: not a TDBStore, or damaged.
+    Other,
+}
+
+impl Layout {
+    /// Encodes a master record with `version` (and this layout's record format as its
+    /// revision) into `out[..master_size]`, padding with the erase value.
+    pub fn encode_master(&self, version: u16, erase_value: u8, out: &mut [u8]) {
+        let hs = self.header_span as usize;
+        let mut data = [0u8; MASTER_DATA_LEN as usize];
+        data[..2].copy_from_slice(&version.to_le_bytes());
+        data[2..4].copy_from_slice(&self.format.revision().to_le_bytes());
+        let mut h = Header { flags: 0, key_len: MASTER_KEY.len() as u16, data_len: MASTER_DATA_LEN, crc: 0 };
+        let mut crc = h.crc_start();
+        crc.update(MASTER_KEY);
+        crc.update(&data);
+        h.crc = crc.value();
+        let w = &mut out[..self.master_size as usize];
+        w.fill(erase_value);
+        h.encode(&mut w[..HEADER_LEN as usize]);
+        w[hs..hs + MASTER_KEY.len()].copy_from_slice(MASTER_KEY);
+        w[hs + MASTER_KEY.len()..hs + MASTER_KEY.len() + MASTER_DATA_LEN as usize].copy_from_slice(&data);
+    }
+
+    /// Classifies the bytes read at the master offset (`b`, at least [`HEADER_LEN`] bytes;
+    /// shorter means unreadable, which counts as blank).
+    pub fn parse_master(&self, b: &[u8], erase_value: u8) -> MasterSlot {
+        let hs = self.header_span as usize;
+        let body = hs..hs + MASTER_KEY.len() + MASTER_DATA_LEN as usize;
+        let Some(head) = b.get(..HEADER_LEN as usize) else { return MasterSlot::Blank };
+        let key = b.get(hs..hs + MASTER_KEY.len());
+        let torn = head[..4] != MAGIC.to_le_bytes() && key == Some(MASTER_KEY);
+        if torn || head.iter().all(|&x| x == erase_value) {
+            return MasterSlot::Blank;
+        }
+        let (Some(h), Some(body)) = (Header::parse(b), b.get(body)) else { return MasterSlot::Other };
+        if h.key_len as usize != MASTER_KEY.len() || h.data_len != MASTER_DATA_LEN || key != Some(MASTER_KEY)
+        {
+            return MasterSlot::Other;
+        }
+        let mut crc = h.crc_start();
+        crc.update(body);
+        if crc.value() != h.crc {
+            return MasterSlot::Other;
+        }
+        let field = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
+        MasterSlot::Valid { version: field(4), revision: field(6) }
+    }
+}
+
 /// Encodes the reserved trailer for `data` into `out[..8]`.
 pub fn encode_reserved_trailer(data: &[u8], out: &mut [u8]) {
     out[0..2].copy_from_slice(&(RESERVED_TRAILER_LEN as u16).to_le_bytes());
@@ -396,7 +462,7 @@ pub fn encode_reserved_area(data: &[u8], erase_value: u8, out: &mut [u8]) {
     encode_reserved_trailer(data, &mut out[at..at + RESERVED_TRAILER_LEN as usize]);
 }
 
-/// Decodes a reserved area (`area[..72]`): the reserved data length if the trailer is valid.
+/// Decodes a reserved area (`area[..RESERVED_AREA_LEN]`): the reserved data length if the trailer is valid.
 pub fn parse_reserved(area: &[u8]) -> Option<usize> {
     let at = RESERVED_TRAILER_OFFSET as usize;
     let t = area.get(at..at + RESERVED_TRAILER_LEN as usize)?;

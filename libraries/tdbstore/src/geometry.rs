@@ -1,96 +1,52 @@
-//! Flash geometry (read, program and erase units, size, erased value) and the limits within
-//! which the engine serves it.
+//! The limits within which the engine serves a flash geometry ([`check_geometry`]) and why
+//! it refuses one ([`GeometryError`]). The [`Geometry`] type itself is `flash-geometry`'s,
+//! shared with the flash simulator and Tock's NOR-flash HIL, so no layer converts it.
 
 use crate::format::{Layout, MAX_KEY_LEN};
 
-/// Flash geometry, as Mbed's BlockDevice describes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    /// Bytes of flash the store owns (both areas).
-    pub size: u32,
-    /// Read unit; must divide `program_size`.
-    pub read_size: u32,
-    /// Program unit: written once per erase, whole.
-    pub program_size: u32,
-    /// Erase unit (sector).
-    pub erase_size: u32,
-    /// Value of an erased byte.
-    pub erase_value: u8,
+pub use flash_geometry::{Geometry, UnitError};
+
+/// Largest program unit the engine serves (and the largest read unit, which divides it).
+pub const MAX_PROGRAM_SIZE: u32 = 256;
+/// Largest area (half the region) the engine serves.
+pub const MAX_AREA_SIZE: u32 = 1 << 30;
+
+/// Checks that the engine can serve `g`; the error names the field to change. [`Store::new`]
+/// refuses exactly these geometries, with the same errors.
+///
+/// Accepted, and served correctly (the model tests and the power-cut campaign run a
+/// matrix of read units 1..32, program units 1..256, 4 KiB and 128 KiB sectors):
+/// - `read_size`, `program_size`, `erase_size`: powers of two with
+///   `read_size <= program_size <= erase_size` (so each divides the next; this much is
+///   [`Geometry::check_units`], which every flash user shares), and `program_size <= 256`
+///   ([`MAX_PROGRAM_SIZE`]);
+/// - `size`: two areas of whole sectors (an odd last sector and any remainder are unused),
+///   each at most 1 GiB ([`MAX_AREA_SIZE`]), and large enough to hold the reserved area, the
+///   master record and one record with the longest key ([`crate::format::MAX_KEY_LEN`])
+///   below the log limit ([`crate::format::Layout::log_limit`]);
+/// - `erase_value`: any byte.
+///
+/// [`Store::new`]: crate::Store::new
+pub fn check_geometry(g: &Geometry) -> Result<(), GeometryError> {
+    use GeometryError as E;
+    g.check_units()?;
+    if g.program_size > MAX_PROGRAM_SIZE {
+        return Err(E::ProgramSizeTooLarge);
+    }
+    let area = g.area_size();
+    if area == 0 || area > MAX_AREA_SIZE {
+        return Err(E::AreaSize);
+    }
+    let lay = Layout::new(g.program_size, area);
+    let smallest = lay.record_size(MAX_KEY_LEN as u32, 0).unwrap_or(u32::MAX);
+    if lay.first_record() + g.program_size > area || lay.capacity() < smallest {
+        return Err(E::AreaSize);
+    }
+    Ok(())
 }
 
-impl Geometry {
-    /// The Portenta H7 key-value region used by Arduino's tutorial: 12 x 128 KiB sectors of
-    /// STM32H747 bank flash, 32-byte flash words.
-    pub const PORTENTA: Geometry = Geometry {
-        size: 12 * 131_072,
-        read_size: 1,
-        program_size: 32,
-        erase_size: 131_072,
-        erase_value: 0xFF,
-    };
-    /// A serial NOR (QSPI-like) region: byte programs, 4 KiB sectors, 2 MiB.
-    pub const QSPI: Geometry =
-        Geometry { size: 2 << 20, read_size: 1, program_size: 1, erase_size: 4096, erase_value: 0xFF };
-
-    /// Size of one area: half the whole erase units, rounded down (an odd last sector is unused).
-    pub const fn area_size(&self) -> u32 {
-        if self.erase_size == 0 {
-            return 0;
-        }
-        (self.size / self.erase_size / 2) * self.erase_size
-    }
-
-    /// Largest program unit the engine serves (and the largest read unit, which divides it).
-    pub const MAX_PROGRAM_SIZE: u32 = 256;
-    /// Largest area (half the region) the engine serves.
-    pub const MAX_AREA_SIZE: u32 = 1 << 30;
-
-    /// Checks that the engine can serve this geometry; the error names the field to change.
-    ///
-    /// Accepted, and served correctly (the model tests and the power-cut campaign run a
-    /// matrix of read units 1..32, program units 1..256, 4 KiB and 128 KiB sectors):
-    /// - `read_size`, `program_size`, `erase_size`: powers of two with
-    ///   `read_size <= program_size <= erase_size` (so each divides the next), and
-    ///   `program_size <= 256` ([`Geometry::MAX_PROGRAM_SIZE`]);
-    /// - `size`: two areas of whole sectors (an odd last sector and any remainder are unused),
-    ///   each at most 1 GiB, and large enough to hold the reserved area, the master record
-    ///   and one record with the longest key ([`crate::format::MAX_KEY_LEN`]) below the
-    ///   log limit ([`crate::format::Layout::log_limit`]);
-    /// - `erase_value`: any byte.
-    pub fn validate(&self) -> Result<(), GeometryError> {
-        use GeometryError as E;
-        let g = self;
-        let units =
-            [("read_size", g.read_size), ("program_size", g.program_size), ("erase_size", g.erase_size)];
-        for (field, v) in units {
-            if v == 0 {
-                return Err(E::Zero(field));
-            }
-            if !v.is_power_of_two() {
-                return Err(E::NotPowerOfTwo(field));
-            }
-        }
-        if g.read_size > g.program_size || g.program_size > g.erase_size {
-            return Err(E::UnitsNotNested);
-        }
-        if g.program_size > Self::MAX_PROGRAM_SIZE {
-            return Err(E::ProgramSizeTooLarge);
-        }
-        let area = g.area_size();
-        if area == 0 || area > Self::MAX_AREA_SIZE {
-            return Err(E::AreaSize);
-        }
-        let lay = Layout::new(g.program_size, area);
-        let smallest = lay.record_size(MAX_KEY_LEN as u32, 0).unwrap_or(u32::MAX);
-        if lay.first_record() + g.program_size > area || lay.capacity() < smallest {
-            return Err(E::AreaSize);
-        }
-        Ok(())
-    }
-}
-
-/// Why a geometry or buffer set is refused by [`Store::new`]. `Display` says which field to
-/// change and how.
+/// Why a geometry or buffer set is refused by [`Store::new`](crate::Store::new) (and a
+/// geometry by [`check_geometry`]). `Display` says which field to change and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GeometryError {
     /// This unit size (`read_size`, `program_size` or `erase_size`) is zero.
@@ -99,25 +55,33 @@ pub enum GeometryError {
     NotPowerOfTwo(&'static str),
     /// `read_size` <= `program_size` <= `erase_size` does not hold.
     UnitsNotNested,
-    /// `program_size` is above [`Geometry::MAX_PROGRAM_SIZE`].
+    /// `program_size` is above [`MAX_PROGRAM_SIZE`].
     ProgramSizeTooLarge,
     /// `size` holds fewer than two sectors, more than 1 GiB per area, or areas too small for
     /// the master record and one record with the longest key.
     AreaSize,
-    /// The work buffer is shorter than [`Store::min_work_len`].
+    /// The work buffer is shorter than [`Store::min_work_len`](crate::Store::min_work_len).
     WorkBufferTooSmall,
+}
+
+impl From<UnitError> for GeometryError {
+    fn from(e: UnitError) -> Self {
+        match e {
+            UnitError::Zero(field) => GeometryError::Zero(field),
+            UnitError::NotPowerOfTwo(field) => GeometryError::NotPowerOfTwo(field),
+            UnitError::NotNested => GeometryError::UnitsNotNested,
+        }
+    }
 }
 
 impl core::fmt::Display for GeometryError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            GeometryError::Zero(field) => write!(f, "{field} is zero"),
-            GeometryError::NotPowerOfTwo(field) => write!(f, "{field} is not a power of two"),
-            GeometryError::UnitsNotNested => {
-                f.write_str("read_size must be <= program_size, which must be <= erase_size")
-            }
+            GeometryError::Zero(field) => UnitError::Zero(field).fmt(f),
+            GeometryError::NotPowerOfTwo(field) => UnitError::NotPowerOfTwo(field).fmt(f),
+            GeometryError::UnitsNotNested => UnitError::NotNested.fmt(f),
             GeometryError::ProgramSizeTooLarge => {
-                write!(f, "program_size is above {} bytes", Geometry::MAX_PROGRAM_SIZE)
+                write!(f, "program_size is above {MAX_PROGRAM_SIZE} bytes")
             }
             GeometryError::AreaSize => f.write_str(
                 "size must hold two areas (half the sectors each, at most 1 GiB per area) with \

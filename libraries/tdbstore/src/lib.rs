@@ -29,8 +29,9 @@ mod index;
 pub mod sim;
 
 pub use engine::{
-    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, Step, Store, StoreInfo, StoreOptions,
+    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, Store, StoreInfo,
+    StoreOptions, Task,
 };
 pub use format::{KeyError, REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
-pub use geometry::{Geometry, GeometryError};
+pub use geometry::{check_geometry, Geometry, GeometryError, UnitError, MAX_AREA_SIZE, MAX_PROGRAM_SIZE};
 pub use index::IndexEntry;

@@ -1,39 +1,19 @@
-//! The engine on the flash simulator: geometry conversion and error classification.
+//! The engine on the flash simulator: opening a store over a [`FlashSim`] and classifying
+//! its errors.
 //!
 //! Tests, the CLI, the power-cut campaign and the benchmarks all open stores this way, so
-//! the simulator's ECC and power-loss errors reach the engine as what they are.
+//! the simulator's ECC and power-loss errors reach the engine as what they are. Both sides
+//! share one [`crate::Geometry`], so nothing converts it.
 
 use flash_sim::{FlashSim, SimError};
 
 use crate::blocking::BlockingStore;
 use crate::engine::{IoError, StoreOptions};
-use crate::geometry::{Geometry, GeometryError};
+use crate::geometry::GeometryError;
 use crate::index::IndexEntry;
 
 /// A store over a simulated flash.
 pub type SimStore<'w> = BlockingStore<'w, FlashSim>;
-
-/// The engine's geometry for a simulator geometry.
-pub fn geometry(g: &flash_sim::Geometry) -> Geometry {
-    Geometry {
-        size: g.size,
-        read_size: g.read_size,
-        program_size: g.program_size,
-        erase_size: g.erase_size,
-        erase_value: g.erase_value,
-    }
-}
-
-/// The simulator's geometry for an engine geometry.
-pub fn sim_geometry(g: &Geometry) -> flash_sim::Geometry {
-    flash_sim::Geometry {
-        size: g.size,
-        read_size: g.read_size,
-        program_size: g.program_size,
-        erase_size: g.erase_size,
-        erase_value: g.erase_value,
-    }
-}
 
 /// How simulator errors reach the engine.
 pub fn classify(e: &SimError) -> IoError {
@@ -52,6 +32,6 @@ pub fn open<'w>(
     work: &'w mut [u8],
     index: &'w mut [IndexEntry],
 ) -> Result<SimStore<'w>, GeometryError> {
-    let g = geometry(&flash.geometry());
+    let g = flash.geometry();
     Ok(BlockingStore::new(flash, g, options, work, index)?.with_error_map(classify))
 }

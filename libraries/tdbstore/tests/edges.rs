@@ -1,5 +1,5 @@
 //! Regression tests for the engine at its edges (issue 12): records at the area end in Mbed
-//! format, read units wider than a byte, and the geometries `Geometry::validate` accepts.
+//! format, read units wider than a byte, and the geometries `check_geometry` accepts.
 //! Each Mbed-format image is also read by the independent Mbed reader (`mbed-reader`), which
 //! follows the format notes' rules, `>=` at the area end included.
 
@@ -9,7 +9,7 @@ use common::*;
 use flash_sim::FlashSim;
 use tdbstore::format::RecordFormat;
 use tdbstore::sim::SimStore;
-use tdbstore::{Error, Geometry, GeometryError, Store, StoreOptions};
+use tdbstore::{check_geometry, Error, Geometry, GeometryError, Store, StoreOptions};
 
 /// What the real Mbed TDBStore would list in the image (without its own `"TDBS"`, B1).
 fn mbed_view(f: &FlashSim) -> Contents {
@@ -161,13 +161,13 @@ fn compact_records_work_with_wide_read_units() {
 }
 
 #[test]
-fn validate_names_the_field_and_refuses_what_the_engine_cannot_serve() {
+fn check_geometry_names_the_field_and_refuses_what_the_engine_cannot_serve() {
     let ok = Geometry { size: 32768, read_size: 1, program_size: 8, erase_size: 4096, erase_value: 0xFF };
-    assert_eq!(ok.validate(), Ok(()));
+    assert_eq!(check_geometry(&ok), Ok(()));
     let bad = |f: fn(&mut Geometry)| {
         let mut g = ok;
         f(&mut g);
-        g.validate()
+        check_geometry(&g)
     };
     assert_eq!(bad(|g| g.read_size = 0), Err(GeometryError::Zero("read_size")));
     assert_eq!(bad(|g| g.program_size = 0), Err(GeometryError::Zero("program_size")));
@@ -181,10 +181,8 @@ fn validate_names_the_field_and_refuses_what_the_engine_cannot_serve() {
     assert_eq!(bad(|g| g.size = 4096), Err(GeometryError::AreaSize));
     assert_eq!(bad(|g| g.size = u32::MAX), Err(GeometryError::AreaSize), "areas over 1 GiB");
     // 256-byte areas: the master record fits, a record with a 127-byte key does not.
-    assert_eq!(
-        Geometry { size: 512, read_size: 1, program_size: 1, erase_size: 256, erase_value: 0xFF }.validate(),
-        Err(GeometryError::AreaSize)
-    );
+    let tiny = Geometry { size: 512, read_size: 1, program_size: 1, erase_size: 256, erase_value: 0xFF };
+    assert_eq!(check_geometry(&tiny), Err(GeometryError::AreaSize));
     for e in [GeometryError::Zero("read_size"), GeometryError::NotPowerOfTwo("erase_size")] {
         assert!(e.to_string().contains(match e {
             GeometryError::Zero(f) | GeometryError::NotPowerOfTwo(f) => f,
@@ -203,7 +201,7 @@ fn the_smallest_accepted_geometries_serve_a_127_byte_key() {
         let mut e = p;
         let g = loop {
             let g = Geometry { size: 2 * e, read_size: r, program_size: p, erase_size: e, erase_value: 0xFF };
-            if g.validate().is_ok() {
+            if check_geometry(&g).is_ok() {
                 break g;
             }
             e *= 2;

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use flash_sim::FlashSim;
-use tdbstore::sim::sim_geometry;
 use tdbstore::{Cursor, Error, Geometry, IndexEntry, KeyError, Op, Step, Store, StoreOptions, WRITE_ONCE};
 
 const G: Geometry =
@@ -40,7 +39,7 @@ fn bad_keys_are_refused_and_change_nothing() {
     assert_eq!(s.set(b"x", b"v", 1 << 2), Err(Error::InvalidFlags));
     assert_eq!(s.set(b"x", b"v", 1 << 31), Err(Error::InvalidFlags));
     let mut b2 = Bufs::new(16);
-    let mut s2 = b2.open(FlashSim::from_image(sim_geometry(&G), before).unwrap());
+    let mut s2 = b2.open(FlashSim::from_image(G, before).unwrap());
     s2.mount().unwrap();
     assert_eq!(contents(&mut s2).len(), 1);
 }
@@ -112,7 +111,7 @@ fn foreign_images_are_reported_and_untouched() {
         x ^= x << 5;
         *b = x as u8;
     }
-    let f = strict(FlashSim::from_image(sim_geometry(&G), image.clone()).unwrap());
+    let f = strict(FlashSim::from_image(G, image.clone()).unwrap());
     let mut b = Bufs::new(16);
     let mut s = b.open(f);
     assert_eq!(s.mount(), Err(Error::Foreign));
@@ -258,7 +257,7 @@ fn versions_compare_across_the_u16_wrap() {
     s.set(b"k", b"old", 0).unwrap();
     let mut f = s.into_flash();
     let image = rewrite_master_versions(f.image(), &G, [65535, 0]);
-    f = FlashSim::from_image(sim_geometry(&G), image).unwrap();
+    f = FlashSim::from_image(G, image).unwrap();
     let mut b2 = Bufs::new(16);
     let mut s2 = b2.open(f);
     let info = s2.mount().unwrap();

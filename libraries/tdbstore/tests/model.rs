@@ -278,7 +278,7 @@ fn matrix() -> Vec<Config> {
                         erase_size: e,
                         erase_value: 0xFF,
                     };
-                    assert_eq!(geometry.validate(), Ok(()), "{geometry:?}");
+                    assert_eq!(tdbstore::check_geometry(&geometry), Ok(()), "{geometry:?}");
                     out.push(Config { geometry, format });
                 }
             }

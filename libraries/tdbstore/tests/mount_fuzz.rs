@@ -83,7 +83,7 @@ fn with_store<R>(
     keys: usize,
     f: impl FnOnce(&mut BlockingStore<'_, Bounded>) -> R,
 ) -> (FlashSim, R) {
-    let g = tdbstore::sim::geometry(&sim.geometry());
+    let g = sim.geometry();
     let mut work = vec![0x5Au8; 256];
     let mut index = vec![IndexEntry::default(); keys];
     let mut s = BlockingStore::new(Bounded { sim, requests: 0 }, g, opts, &mut work, &mut index)

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use flash_sim::FlashSim;
-use tdbstore::sim::sim_geometry;
 
 #[test]
 fn every_golden_vector_mounts_with_its_contents() {
@@ -18,7 +17,7 @@ fn every_golden_vector_mounts_with_its_contents() {
         let m = manifest(&dir);
         let g = geometry_of(&m);
         let image = std::fs::read(dir.join("image.bin")).unwrap();
-        let flash = strict(FlashSim::from_image(sim_geometry(&g), image).unwrap());
+        let flash = strict(FlashSim::from_image(g, image).unwrap());
         let mut b = Bufs::new(512);
         let mut s = b.open(flash);
         let info = s.mount().unwrap_or_else(|e| panic!("{name}: mount failed: {e:?}"));

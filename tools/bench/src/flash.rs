@@ -82,6 +82,94 @@ pub fn program_widened(sim: &mut FlashSim, addr: u32, data: &[u8], how: Widen) -
 }
 
 // ------------------------------------------------------------------------------------------
+// Request counting: the engine's flash, wrapped.
+
+/// Flash requests counted by [`Counting`]: one per call, whatever its outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Requests {
+    /// Read requests.
+    pub reads: u64,
+    /// Bytes they asked for.
+    pub bytes_read: u64,
+    /// Program requests.
+    pub programs: u64,
+    /// Bytes they asked to program.
+    pub bytes_programmed: u64,
+    /// Erase requests.
+    pub erases: u64,
+}
+
+impl Requests {
+    /// Read, program and erase requests together.
+    pub fn total(&self) -> u64 {
+        self.reads + self.programs + self.erases
+    }
+
+    /// The requests made since `earlier` (a snapshot of the same counter).
+    pub fn since(&self, earlier: &Requests) -> Requests {
+        Requests {
+            reads: self.reads - earlier.reads,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            programs: self.programs - earlier.programs,
+            bytes_programmed: self.bytes_programmed - earlier.bytes_programmed,
+            erases: self.erases - earlier.erases,
+        }
+    }
+}
+
+/// A `NorFlash` that counts the requests made of the flash inside it and passes each on
+/// unchanged. The engine's blocking driver makes one call per engine request, so these are
+/// the engine's flash requests: on the board, each is one split-phase operation of the
+/// NOR-flash HIL (an interrupt and a callback).
+pub struct Counting<F> {
+    /// The flash.
+    pub inner: F,
+    /// Requests so far.
+    pub requests: Requests,
+}
+
+impl<F> Counting<F> {
+    /// `inner`, with the counters at zero.
+    pub fn new(inner: F) -> Self {
+        Counting { inner, requests: Requests::default() }
+    }
+}
+
+impl<F: embedded_storage::nor_flash::ErrorType> embedded_storage::nor_flash::ErrorType for Counting<F> {
+    type Error = F::Error;
+}
+
+impl<F: embedded_storage::nor_flash::ReadNorFlash> embedded_storage::nor_flash::ReadNorFlash for Counting<F> {
+    const READ_SIZE: usize = F::READ_SIZE;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), F::Error> {
+        self.requests.reads += 1;
+        self.requests.bytes_read += bytes.len() as u64;
+        self.inner.read(offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+}
+
+impl<F: embedded_storage::nor_flash::NorFlash> embedded_storage::nor_flash::NorFlash for Counting<F> {
+    const WRITE_SIZE: usize = F::WRITE_SIZE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), F::Error> {
+        self.requests.erases += 1;
+        self.inner.erase(from, to)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), F::Error> {
+        self.requests.programs += 1;
+        self.requests.bytes_programmed += bytes.len() as u64;
+        self.inner.write(offset, bytes)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // sequential-storage: embedded-storage-async NorFlash with the real units.
 
 /// The simulator as an async `NorFlash` with WRITE_SIZE = 32 and ERASE_SIZE = 131072.

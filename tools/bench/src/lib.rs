@@ -1,13 +1,17 @@
 //! Benchmarks of the TDBStore engine (`libraries/tdbstore`) against sequential-storage 8, ekv 1
 //! and TicKV 2, all on the same simulated STM32H7 flash (`libraries/flash-sim`).
 //!
-//! [`run`] executes the workloads of [`workload`] for every selected store of [`StoreId`] and
-//! returns a [`report::Report`]; the `tdbstore-bench` binary prints it as Markdown and writes
-//! `results/results.md`, `results/results.json` and one SVG of per-sector erase counts per
-//! store ([`plot`]). This is development tooling: it measures and prints, it asserts nothing
+//! [`run`] executes the workloads of [`workload`] for every selected store of [`StoreId`], the
+//! engine's per-operation flash costs of [`ops`], and returns a [`report::Report`]; the
+//! `tdbstore-bench` binary adds the capsule's footprint on the Portenta H7 ([`footprint`]),
+//! prints it as Markdown and writes `results/results.md`, `results/results.json` and one SVG
+//! of per-sector erase counts per store ([`plot`]). This is development tooling: it measures and prints, it asserts nothing
 //! about speed.
 
+pub mod baseline;
 pub mod flash;
+pub mod footprint;
+pub mod ops;
 pub mod plot;
 pub mod report;
 pub mod stores;
@@ -156,8 +160,13 @@ pub struct Config {
     pub mount_keys: usize,
     /// Fill the area before the mount-cost test (else just the keys).
     pub mount_full: bool,
-    /// Updates of the longer `stats` run used only for the lifetime projection (fast stores).
+    /// Updates of the longer run of each workload used only for the lifetime projection
+    /// (stores fast enough; 0 skips it).
     pub lifetime_updates: u64,
+    /// Rounds of the engine's per-operation measurement (0 skips it).
+    pub op_rounds: u64,
+    /// Only the engine's per-operation measurement: no workloads, no mount test.
+    pub ops_only: bool,
 }
 
 impl Default for Config {
@@ -168,8 +177,23 @@ impl Default for Config {
             mount_keys: 400,
             mount_full: true,
             lifetime_updates: 2_000_000,
+            op_rounds: 5_000,
+            ops_only: false,
         }
     }
+}
+
+/// Host seconds the longer lifetime run of a workload may be expected to take, extrapolated
+/// from the table run (its time x `lifetime_updates / updates`); stores slower than that keep
+/// the table run's projection. The engine's 2,000,000-update runs take a few seconds;
+/// sequential-storage without caches would take over ten minutes (about 40 s per 100,000
+/// updates). Extrapolating, rather than bounding the table run's time, gives `--quick` the
+/// same choice as a full run.
+pub const LIFETIME_RUN_MAX_S: f64 = 60.0;
+
+/// Whether a table run of `updates` that took `host_s` earns a lifetime run of `lifetime`.
+pub fn lifetime_run_fits(host_s: f64, updates: u64, lifetime: u64) -> bool {
+    lifetime > updates && updates > 0 && host_s * lifetime as f64 / updates as f64 <= LIFETIME_RUN_MAX_S
 }
 
 /// One store's results.
@@ -191,17 +215,14 @@ fn run_backend<B: Backend>(
         let mut row = workload::run(b, w, cfg.updates);
         // A sector's erase count moves in whole steps, so a projection from a short run can be
         // off by a whole cycle. Stores fast enough get a longer run for the projection alone.
-        if w == Workload::Stats
-            && cfg.lifetime_updates > cfg.updates
-            && row.failures == 0
-            && row.host_cpu_s < 2.0
-        {
+        if row.failures == 0 && lifetime_run_fits(row.host_cpu_s, cfg.updates, cfg.lifetime_updates) {
             progress(&format!("{} / {} (lifetime, {} updates)", b.id().id(), w.name(), cfg.lifetime_updates));
             let long = workload::run(b, w, cfg.lifetime_updates);
             if long.failures == 0 {
                 row.lifetime_updates = long.lifetime_updates;
                 row.lifetime_share = long.lifetime_share;
-                row.lifetime_basis = long.sets_ok;
+                row.lifetime_basis = long.lifetime_basis;
+                row.lifetime_erases_max = long.erases_max;
             }
         }
         rows.push(row);
@@ -216,8 +237,11 @@ fn run_backend<B: Backend>(
 
 /// Runs the benchmark; `progress` hears what starts next.
 pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Report {
-    let overwrites =
-        if cfg.mount_keys > 0 && cfg.mount_full { workload::full_area_overwrites(cfg.mount_keys) } else { 0 };
+    let overwrites = if !cfg.ops_only && cfg.mount_keys > 0 && cfg.mount_full {
+        workload::full_area_overwrites(cfg.mount_keys)
+    } else {
+        0
+    };
     let mut report = Report {
         flash: format!(
             "simulated STM32H7 (flash-sim Portenta geometry): {} bytes = {} sectors of {} KiB, {}-byte \
@@ -229,12 +253,20 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Report {
             flash::WORD
         ),
         updates: cfg.updates,
+        lifetime_updates: cfg.lifetime_updates,
         stores: Vec::new(),
         rows: Vec::new(),
         mount: Vec::new(),
+        ops: Vec::new(),
+        ops_setup: None,
+        ops_configs: Vec::new(),
+        footprint: None,
+        before: baseline::Before::NotAsked,
         provenance: String::new(),
+        host_s: 0.0,
     };
-    for id in StoreId::ALL.into_iter().chain(StoreId::REFERENCE).filter(|id| cfg.stores.contains(id)) {
+    let workload_stores = if cfg.ops_only { &[][..] } else { &cfg.stores[..] };
+    for id in StoreId::ALL.into_iter().chain(StoreId::REFERENCE).filter(|id| workload_stores.contains(id)) {
         let r = match id {
             StoreId::Tdbstore | StoreId::TdbstoreMaint | StoreId::TdbstoreCompact => {
                 run_backend(&EngineBackend::new(id), cfg, overwrites, progress)
@@ -251,5 +283,22 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Report {
     }
     // Rows grouped by workload, stores in table order within each.
     report.rows.sort_by_key(|r| r.workload == Workload::Mixed);
+
+    // Per-operation costs: the capsule's configuration, then each selected engine row's.
+    let engine_ids: Vec<StoreId> = [StoreId::Tdbstore, StoreId::TdbstoreMaint, StoreId::TdbstoreCompact]
+        .into_iter()
+        .filter(|id| cfg.stores.contains(id))
+        .collect();
+    if cfg.op_rounds > 0 && !engine_ids.is_empty() {
+        let configs =
+            std::iter::once(EngineBackend::capsule()).chain(engine_ids.into_iter().map(EngineBackend::new));
+        for b in configs {
+            progress(&format!("{} / per-operation costs", b.label()));
+            let (rows, setup) = ops::run(&b, cfg.op_rounds);
+            report.ops.extend(rows);
+            report.ops_configs.push(ops::OpsConfigNote { config: b.label().to_string(), setup: b.setup() });
+            report.ops_setup.get_or_insert(setup);
+        }
+    }
     report
 }

@@ -19,9 +19,10 @@ use sequential_storage::cache::page_pointers::ArrayPagePointers;
 use sequential_storage::cache::page_states::ArrayPageStates;
 use sequential_storage::cache::{Cache, CacheImpl, Uncached};
 use sequential_storage::map::{Key, MapConfig, MapStorage, SerializationError};
-use tdbstore::{IndexEntry, Store, StoreOptions};
+use tdbstore::blocking::BlockingStore;
+use tdbstore::{IndexEntry, SetWhen, Store, StoreOptions};
 
-use crate::flash::{self, EkvFlash, SsFlash, TickvFlash, TICKV_REGION};
+use crate::flash::{self, Counting, EkvFlash, Requests, SsFlash, TickvFlash, TICKV_REGION};
 use crate::StoreId;
 
 /// What a workload does with a store. Errors are strings: the harness only records them.
@@ -80,7 +81,7 @@ pub trait Backend {
 }
 
 // ------------------------------------------------------------------------------------------
-// The engine.
+// The engine. Every call of the engine's API in the benchmark is in this section.
 
 /// Engine work buffer: what the CLI uses and a device port would likely give it.
 pub const ENGINE_WORK: usize = 4096;
@@ -91,30 +92,88 @@ pub const ENGINE_INDEX: usize = 512;
 /// Tock capsule does.
 pub const COMPACT_BELOW: u32 = 16 * 1024;
 
+/// The Portenta capsule's work buffer (`capsules/tdbstore/src/component.rs`,
+/// `DEFAULT_WORK_LEN`, which the board uses; a test checks they agree).
+pub const CAPSULE_WORK: usize = 512;
+/// The Portenta capsule's index capacity (`DEFAULT_KEYS` there).
+pub const CAPSULE_KEYS: usize = 256;
+
+/// The engine's geometry for a simulated flash (the one place that converts it).
+fn engine_geometry(g: &flash_sim::Geometry) -> tdbstore::Geometry {
+    *g
+}
+
 /// The engine, in one of its configurations.
 pub struct EngineBackend {
     id: StoreId,
+    label: &'static str,
     /// Call `maintain_all` between user operations.
     pub maintain: bool,
     options: StoreOptions,
+    work: usize,
+    index: usize,
 }
 
 impl EngineBackend {
     /// The configuration a row names.
     pub fn new(id: StoreId) -> Self {
         let maintained = StoreOptions { compact_below: COMPACT_BELOW, ..StoreOptions::default() };
-        match id {
-            StoreId::TdbstoreMaint => EngineBackend { id, maintain: true, options: maintained },
-            StoreId::TdbstoreCompact => EngineBackend {
+        let (id, maintain, options) = match id {
+            StoreId::TdbstoreMaint => (id, true, maintained),
+            StoreId::TdbstoreCompact => (
                 id,
-                maintain: true,
-                options: StoreOptions {
-                    record_format: tdbstore::format::RecordFormat::Compact,
-                    ..maintained
-                },
-            },
-            _ => EngineBackend { id: StoreId::Tdbstore, maintain: false, options: StoreOptions::default() },
+                true,
+                StoreOptions { record_format: tdbstore::format::RecordFormat::Compact, ..maintained },
+            ),
+            _ => (StoreId::Tdbstore, false, StoreOptions::default()),
+        };
+        EngineBackend { id, label: id.id(), maintain, options, work: ENGINE_WORK, index: ENGINE_INDEX }
+    }
+
+    /// The engine as the Portenta board's capsule runs it: its component's options (Mbed
+    /// records, early compaction below an eighth of a sector), work buffer and index, and
+    /// maintenance whenever it is idle. (Its row in the workload tables would be
+    /// tdbstore-maint's: the work buffer changes how many requests, not what is written.)
+    pub fn capsule() -> Self {
+        EngineBackend {
+            label: "capsule",
+            work: CAPSULE_WORK,
+            index: CAPSULE_KEYS,
+            ..EngineBackend::new(StoreId::TdbstoreMaint)
         }
+    }
+
+    /// The same with room for `keys` keys in the index.
+    pub fn with_index(mut self, keys: usize) -> Self {
+        self.index = keys.max(1);
+        self
+    }
+
+    /// Its name in the per-operation table.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// How it is configured, for the notes.
+    pub fn setup(&self) -> String {
+        format!(
+            "{} records, {}-byte work buffer, {}-entry index, {}",
+            if self.options.record_format == tdbstore::format::RecordFormat::Compact {
+                "compact"
+            } else {
+                "Mbed"
+            },
+            self.work,
+            self.index,
+            if self.maintain {
+                format!(
+                    "`maintain_all()` after every user operation, early compaction below {} free bytes",
+                    self.options.compact_below
+                )
+            } else {
+                "no idle maintenance".to_string()
+            }
+        )
     }
 }
 
@@ -124,9 +183,9 @@ pub struct EngineBufs {
     index: Vec<IndexEntry>,
 }
 
-/// An open engine store.
+/// An open engine store, over a flash that counts its requests.
 pub struct EngineStore<'b> {
-    s: tdbstore::sim::SimStore<'b>,
+    s: BlockingStore<'b, Counting<FlashSim>>,
     maintain: bool,
 }
 
@@ -139,28 +198,84 @@ impl Backend for EngineBackend {
     }
 
     fn new_bufs(&self) -> EngineBufs {
-        let g = tdbstore::sim::geometry(&flash::GEOMETRY);
+        let g = engine_geometry(&flash::GEOMETRY);
         EngineBufs {
-            work: vec![0; ENGINE_WORK.max(Store::min_work_len(&g))],
-            index: vec![IndexEntry::default(); ENGINE_INDEX],
+            work: vec![0; self.work.max(Store::min_work_len(&g))],
+            index: vec![IndexEntry::default(); self.index],
         }
     }
 
     fn open<'b>(&'b self, flash: FlashSim, bufs: &'b mut EngineBufs) -> Result<EngineStore<'b>, String> {
-        let s = tdbstore::sim::open(flash, self.options, &mut bufs.work, &mut bufs.index)
-            .map_err(|e| format!("open: {e:?}"))?;
+        let g = engine_geometry(&flash.geometry());
+        let s = BlockingStore::new(Counting::new(flash), g, self.options, &mut bufs.work, &mut bufs.index)
+            .map_err(|e| format!("open: {e:?}"))?
+            .with_error_map(tdbstore::sim::classify);
         Ok(EngineStore { s, maintain: self.maintain })
     }
 
     fn ram(&self) -> Ram {
         Ram {
             per_key: std::mem::size_of::<IndexEntry>() as f64,
-            fixed: ENGINE_WORK as u64,
+            fixed: self.work as u64,
             how: format!(
-                "one {}-byte index entry per key (hash + offset); fixed: the {ENGINE_WORK}-byte work buffer",
-                std::mem::size_of::<IndexEntry>()
+                "one {}-byte index entry per key (hash + offset); fixed: the {}-byte work buffer",
+                std::mem::size_of::<IndexEntry>(),
+                self.work
             ),
         }
+    }
+}
+
+fn engine_error(e: tdbstore::Error) -> String {
+    format!("{e:?}")
+}
+
+/// How [`EngineStore::add`] and [`EngineStore::update`] reach the engine, for the reports.
+pub const ADD_UPDATE: &str = "one conditional write each, as the capsule does them: `Op::Set` with \
+    `SetWhen::Absent` (add) or `SetWhen::Present` (update)";
+
+impl EngineStore<'_> {
+    /// `add`: writes `value` under `key` only if `key` is absent: one conditional write
+    /// (`set_if(.., SetWhen::Absent)`, the capsule's `Op::Set { when }`).
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        match self.s.set_if(key, value, 0, SetWhen::Absent) {
+            Err(tdbstore::Error::Exists) => Err("add: the key exists".into()),
+            r => r.map_err(engine_error),
+        }
+    }
+
+    /// `update`: writes `value` under `key` only if `key` is present: one conditional write
+    /// (`set_if(.., SetWhen::Present)`).
+    pub fn update(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        match self.s.set_if(key, value, 0, SetWhen::Present) {
+            Err(tdbstore::Error::NotFound) => Err("update: no such key".into()),
+            r => r.map_err(engine_error),
+        }
+    }
+
+    /// Removes `key` (`Op::Remove`).
+    pub fn remove(&mut self, key: &[u8]) -> Result<(), String> {
+        self.s.remove(key).map_err(engine_error)
+    }
+
+    /// One full compaction now (`Op::Compact`).
+    pub fn compact(&mut self) -> Result<(), String> {
+        self.s.compact().map_err(engine_error)
+    }
+
+    /// Background work until none is left, whatever the configuration.
+    pub fn maintain_all(&mut self) -> Result<(), String> {
+        self.s.maintain_all().map_err(engine_error)
+    }
+
+    /// The engine's state (log end, compactions).
+    pub fn info(&self) -> tdbstore::StoreInfo {
+        self.s.store().info()
+    }
+
+    /// Flash requests made so far.
+    pub fn requests(&self) -> Requests {
+        self.s.flash().requests
     }
 }
 
@@ -171,7 +286,7 @@ impl Kv for EngineStore<'_> {
     }
 
     fn mount(&mut self) -> Result<(), String> {
-        self.s.mount().map(|_| ()).map_err(|e| format!("{e:?}"))
+        self.s.mount().map(|_| ()).map_err(engine_error)
     }
 
     fn get(&mut self, key: &[u8], out: &mut [u8]) -> Result<Option<usize>, String> {
@@ -179,32 +294,32 @@ impl Kv for EngineStore<'_> {
             Ok(v) if v.copied == v.size => Ok(Some(v.size)),
             Ok(v) => Err(format!("value of {} bytes truncated", v.size)),
             Err(tdbstore::Error::NotFound) => Ok(None),
-            Err(e) => Err(format!("{e:?}")),
+            Err(e) => Err(engine_error(e)),
         }
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        self.s.set(key, value, 0).map_err(|e| format!("{e:?}"))
+        self.s.set(key, value, 0).map_err(engine_error)
     }
 
     fn idle(&mut self) -> Result<(), String> {
         if self.maintain {
-            self.s.maintain_all().map_err(|e| format!("{e:?}"))
+            self.maintain_all()
         } else {
             Ok(())
         }
     }
 
     fn time_ns(&mut self) -> u64 {
-        self.s.flash().stats().time_ns
+        self.s.flash().inner.stats().time_ns
     }
 
     fn stats(&mut self) -> Stats {
-        self.s.flash().stats().clone()
+        self.s.flash().inner.stats().clone()
     }
 
     fn into_flash(self) -> FlashSim {
-        self.s.into_flash()
+        self.s.into_flash().inner
     }
 }
 

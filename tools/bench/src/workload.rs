@@ -125,7 +125,7 @@ impl Failures {
 }
 
 /// Nearest-rank percentile of sorted `v`.
-fn percentile(v: &[u64], p: u64) -> u64 {
+pub fn percentile(v: &[u64], p: u64) -> u64 {
     if v.is_empty() {
         return 0;
     }
@@ -251,6 +251,8 @@ pub fn run<B: Backend>(b: &B, w: Workload, updates: u64) -> Row {
     row.user_bytes = user_bytes;
     row.set_fill(&st);
     row.bytes_read_per_op = if ops > 0 { st.bytes_read as f64 / ops as f64 } else { 0.0 };
+    row.requests_per_op =
+        if ops > 0 { (st.reads + st.programs + st.erases) as f64 / ops as f64 } else { 0.0 };
     lat.sort_unstable();
     row.set_p50_ms = percentile(&lat, 50) as f64 / 1e6;
     row.set_p99_ms = percentile(&lat, 99) as f64 / 1e6;
@@ -263,6 +265,7 @@ pub fn run<B: Backend>(b: &B, w: Workload, updates: u64) -> Row {
     if row.erases_max > 0 && sets_ok > 0 {
         row.lifetime_updates = Some(sets_ok as f64 * ENDURANCE as f64 / row.erases_max as f64);
         row.lifetime_basis = sets_ok;
+        row.lifetime_erases_max = row.erases_max;
     }
     let words_per_update = if lat.is_empty() { 1.0 } else { set_words as f64 / lat.len() as f64 };
     row.physical_limit_updates = geometry.unit_count() as f64 * ENDURANCE as f64 / words_per_update.max(1.0);
@@ -318,12 +321,9 @@ pub fn run<B: Backend>(b: &B, w: Workload, updates: u64) -> Row {
 /// largest value could need a compaction. Computed once with the engine so every store gets
 /// the same history.
 pub fn full_area_overwrites(keys: usize) -> u64 {
-    use tdbstore::{IndexEntry, StoreOptions};
-    let g = tdbstore::sim::geometry(&flash::GEOMETRY);
-    let mut work = vec![0u8; crate::stores::ENGINE_WORK.max(tdbstore::Store::min_work_len(&g))];
-    let mut index = vec![IndexEntry::default(); keys.max(1)];
-    let Ok(mut s) = tdbstore::sim::open(flash::target(), StoreOptions::default(), &mut work, &mut index)
-    else {
+    let b = crate::stores::EngineBackend::new(crate::StoreId::Tdbstore).with_index(keys);
+    let mut bufs = b.new_bufs();
+    let Ok(mut s) = b.open(flash::target(), &mut bufs) else {
         return 0;
     };
     if s.mount().is_err() {
@@ -336,14 +336,14 @@ pub fn full_area_overwrites(keys: usize) -> u64 {
     let mut n = 0;
     for i in 0.. {
         let fill = i < keys;
-        let info = s.store().info();
+        let info = s.info();
         if !fill && (info.area_size - info.free_offset < biggest || info.compactions > 0) {
             break;
         }
         let k = if fill { i } else { rng.below(keys as u64) as usize };
         let len = rng.between(VALUE_LEN.0, VALUE_LEN.1);
         rng.fill(&mut buf[..len]);
-        if s.set(&key(k), &buf[..len], 0).is_err() {
+        if s.set(&key(k), &buf[..len]).is_err() {
             break;
         }
         n += u64::from(!fill);

@@ -134,8 +134,7 @@ impl Config {
             options: StoreOptions { record_format: format, ..StoreOptions::default() },
             // Records span several chunks; on 128 KiB sectors (areas of 128 or 256 KiB) a
             // larger buffer keeps a compaction to some hundred requests, each of them cut.
-            work_len: tdbstore::Store::min_work_len(&tdbstore::sim::geometry(&geometry))
-                .max(if erase > 4096 { 4096 } else { 256 }),
+            work_len: tdbstore::Store::min_work_len(&geometry).max(if erase > 4096 { 4096 } else { 256 }),
             index_len: 128,
             second_cuts: (erase > 4096).then_some(SecondCuts::Sample(2)),
         }
@@ -161,7 +160,7 @@ impl Config {
 
     /// Size of one store area on this device.
     pub fn area_size(&self) -> u32 {
-        tdbstore::sim::geometry(&self.geometry).area_size()
+        self.geometry.area_size()
     }
 
     /// The record layout the store uses here.

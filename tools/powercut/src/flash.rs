@@ -107,7 +107,7 @@ pub fn open<'w>(
     work: &'w mut [u8],
     index: &'w mut [IndexEntry],
 ) -> Store<'w> {
-    let g = tdbstore::sim::geometry(&flash.sim.geometry());
+    let g = flash.sim.geometry();
     match BlockingStore::new(flash, g, options, work, index) {
         Ok(s) => s.with_error_map(tdbstore::sim::classify),
         Err(e) => panic!("campaign configuration refused by the engine: {e:?}"),

@@ -165,9 +165,8 @@ impl GeometryArgs {
             erase_size: self.erase_size.unwrap_or(preset.erase_size),
             erase_value: self.erase_value.unwrap_or(preset.erase_value),
         };
-        g.validate().map_err(|e| CliError::Usage(format!("unusable geometry: {e}")))?;
-        tdbstore::sim::geometry(&g)
-            .validate()
+        flash_sim::check_geometry(&g).map_err(|e| CliError::Usage(format!("unusable geometry: {e}")))?;
+        tdbstore::check_geometry(&g)
             .map_err(|e| CliError::Usage(format!("unusable geometry: {}", geometry_message(e))))?;
         let name = if g == preset { self.geometry.name() } else { "custom" };
         Ok(ResolvedGeometry { geometry: g, name })

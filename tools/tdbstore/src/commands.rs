@@ -76,9 +76,8 @@ pub fn run(cli: &Cli, started: Instant) -> Result<Output, CliError> {
     let loaded = image::load(&cli.image, &geo, writes)?;
     let flash = FlashSim::from_image(geo.geometry, loaded.bytes)
         .map_err(|e| CliError::Usage(format!("unusable image: {e}")))?;
-    let engine_geo = tdbstore::sim::geometry(&geo.geometry);
     // Never refuse a geometry for want of buffer: a program unit over 4 KiB needs more.
-    let mut work = vec![0u8; WORK_LEN.max(Store::min_work_len(&engine_geo))];
+    let mut work = vec![0u8; WORK_LEN.max(Store::min_work_len(&geo.geometry))];
     let mut index = vec![IndexEntry::default(); INDEX_KEYS];
     let options = StoreOptions {
         record_format: cli.record_format.map_or(RecordFormat::Mbed, |f| f.format()),

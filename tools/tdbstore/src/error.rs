@@ -165,6 +165,8 @@ pub fn engine_exit_code(e: EngineError) -> u8 {
         | EngineError::WriteProtected
         | EngineError::Busy
         | EngineError::NotMounted
+        | EngineError::Exists
+        | EngineError::Internal
         | EngineError::SizeMismatch => EXIT_STORE,
     }
 }
@@ -186,6 +188,10 @@ pub fn engine_message(e: EngineError) -> String {
             .into(),
         EngineError::Corrupt => "corrupt record: its checksum does not match its contents".into(),
         EngineError::SizeMismatch => "incremental write size mismatch".into(),
+        EngineError::Exists => "key exists (a create-only set)".into(),
+        EngineError::Internal => "internal error in the store engine (a bug: please report it); \
+                                  nothing more was written"
+            .into(),
         EngineError::Io(kind, err) => {
             let what = match kind {
                 IoKind::Read => "flash read",

@@ -298,7 +298,7 @@ fn error_code_mapping() {
 mod split_phase {
     use super::*;
     use kernel::platform::chip::ThreadIdProvider;
-    use kernel::utilities::cells::TakeCell;
+    use kernel::utilities::cells::MapCell;
 
     struct TestThreads;
     // SAFETY: every thread gets its own id from a thread-local counter value.
@@ -320,17 +320,17 @@ mod split_phase {
 
     struct Client {
         events: RefCell<Vec<Event>>,
-        buffer: TakeCell<'static, [u8]>,
+        buffer: MapCell<SubSliceMut<'static, u8>>,
     }
 
     impl NorFlashClient for Client {
-        fn read_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
-            self.events.borrow_mut().push(Event::Read(buffer[..8].to_vec(), result));
-            self.buffer.replace(buffer);
+        fn read_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
+            self.events.borrow_mut().push(Event::Read(buffer.as_slice().to_vec(), result));
+            self.buffer.put(buffer);
         }
-        fn program_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+        fn program_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
             self.events.borrow_mut().push(Event::Program(result));
-            self.buffer.replace(buffer);
+            self.buffer.put(buffer);
         }
         fn erase_complete(&self, result: Result<(), ErrorCode>) {
             self.events.borrow_mut().push(Event::Erase(result));
@@ -353,55 +353,73 @@ mod split_phase {
             Box::leak(Box::new(CfiFlash::new(CfiRegion::new(model, 2).unwrap())));
         flash.register();
         let client: &'static Client =
-            Box::leak(Box::new(Client { events: RefCell::new(Vec::new()), buffer: TakeCell::empty() }));
+            Box::leak(Box::new(Client { events: RefCell::new(Vec::new()), buffer: MapCell::empty() }));
         flash.set_client(client);
-        let buf: &'static mut [u8] = Box::leak(vec![0u8; 64].into_boxed_slice());
+        let mut buf = SubSliceMut::new(Box::leak(vec![0u8; 64].into_boxed_slice()));
 
-        // Program: no callback inside the call; BUSY until the deferred call ran.
-        buf[..32].copy_from_slice(&pattern(32, 4));
-        assert!(flash.program(32, buf, 32).is_ok());
+        // Program from a window at an offset: no callback inside the call; BUSY until the
+        // deferred call ran.
+        buf.as_mut_slice()[16..48].copy_from_slice(&pattern(32, 4));
+        buf.slice(16..48);
+        assert!(flash.program(32, buf).is_ok());
         assert!(client.events.borrow().is_empty(), "callback inside the call");
         assert_eq!(flash.erase(0), Err(ErrorCode::BUSY));
-        let other: &'static mut [u8] = Box::leak(vec![0u8; 8].into_boxed_slice());
-        let (e, other) = flash.read(0, other, 8).unwrap_err();
+        let other = SubSliceMut::new(Box::leak(vec![0u8; 8].into_boxed_slice()));
+        let (e, other) = flash.read(0, other).unwrap_err();
         assert_eq!(e, ErrorCode::BUSY);
         assert_eq!(run_deferred(), 1);
         assert_eq!(client.events.borrow_mut().pop(), Some(Event::Program(Ok(()))));
+        assert_eq!(model.mem.borrow()[32..64], pattern(32, 4)[..]);
 
-        // Second program of the same unit: refused through the callback with RESERVE.
+        // Second program of the same unit: refused through the callback with RESERVE. The
+        // buffer comes back with the window it was lent with.
         let buf = client.buffer.take().unwrap();
-        assert!(flash.program(32, buf, 32).is_ok());
+        assert_eq!(buf.active_range(), 16..48);
+        assert!(flash.program(32, buf).is_ok());
         run_deferred();
         assert_eq!(client.events.borrow_mut().pop(), Some(Event::Program(Err(ErrorCode::RESERVE))));
 
-        // Read back.
-        let buf = client.buffer.take().unwrap();
-        assert!(flash.read(32, buf, 8).is_ok());
+        // Read back into a window: only the window is written.
+        let mut buf = client.buffer.take().unwrap();
+        assert_eq!(buf.active_range(), 16..48);
+        buf.reset();
+        buf.as_mut_slice().fill(0xAA);
+        buf.slice(40..48);
+        assert!(flash.read(32, buf).is_ok());
         run_deferred();
         assert_eq!(client.events.borrow_mut().pop(), Some(Event::Read(pattern(8, 4), Ok(()))));
+        let mut buf = client.buffer.take().unwrap();
+        assert_eq!(buf.active_range(), 40..48);
+        buf.reset();
+        assert!(buf[..40].iter().chain(&buf[48..]).all(|b| *b == 0xAA));
 
-        // INVAL: outside the region, misaligned program, len beyond the buffer, odd erase.
-        let buf = client.buffer.take().unwrap();
+        // INVAL: outside the region, misaligned program, odd erase. The buffer comes back in
+        // the error with its window.
         let size = flash.geometry().size;
-        let (e, buf) = flash.read(size - 4, buf, 8).unwrap_err();
-        assert_eq!(e, ErrorCode::INVAL);
-        let (e, buf) = flash.program(16, buf, 32).unwrap_err();
-        assert_eq!(e, ErrorCode::INVAL);
-        let (e, buf) = flash.program(0, buf, 24).unwrap_err();
-        assert_eq!(e, ErrorCode::INVAL);
-        let (e, buf) = flash.read(0, buf, 65).unwrap_err();
-        assert_eq!(e, ErrorCode::INVAL);
-        let (e, _other) = flash.read(u32::MAX, other, 8).unwrap_err();
+        buf.slice(8..16);
+        let (e, mut buf) = flash.read(size - 4, buf).unwrap_err();
+        assert_eq!((e, buf.active_range()), (ErrorCode::INVAL, 8..16));
+        buf.reset();
+        buf.slice(0..32);
+        let (e, mut buf) = flash.program(16, buf).unwrap_err();
+        assert_eq!((e, buf.active_range()), (ErrorCode::INVAL, 0..32));
+        buf.reset();
+        buf.slice(4..28);
+        let (e, mut buf) = flash.program(0, buf).unwrap_err();
+        assert_eq!((e, buf.active_range()), (ErrorCode::INVAL, 4..28));
+        let (e, _other) = flash.read(u32::MAX, other).unwrap_err();
         assert_eq!(e, ErrorCode::INVAL);
         assert_eq!(flash.erase(4096), Err(ErrorCode::INVAL));
         assert_eq!(flash.erase(size), Err(ErrorCode::INVAL));
         assert_eq!(run_deferred(), 0, "refused calls schedule nothing");
+        buf.reset();
+        buf.slice(16..48);
 
         // Erase, and the unit programs again.
         assert_eq!(flash.erase(0), Ok(()));
         run_deferred();
         assert_eq!(client.events.borrow_mut().pop(), Some(Event::Erase(Ok(()))));
-        assert!(flash.program(32, buf, 32).is_ok());
+        assert!(flash.program(32, buf).is_ok());
         run_deferred();
         assert_eq!(client.events.borrow_mut().pop(), Some(Event::Program(Ok(()))));
 

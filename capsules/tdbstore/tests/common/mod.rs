@@ -40,13 +40,8 @@ use kernel::ErrorCode;
 use nor_flash_hil::{Geometry, NorFlash, NorFlashClient};
 
 /// 8 sectors of 8 KiB with the STM32H7's 32-byte flash words: two 32 KiB areas.
-pub const GEOMETRY: flash_sim::Geometry = flash_sim::Geometry {
-    size: 8 * 8192,
-    read_size: 1,
-    program_size: 32,
-    erase_size: 8192,
-    erase_value: 0xFF,
-};
+pub const GEOMETRY: Geometry =
+    Geometry { size: 8 * 8192, read_size: 1, program_size: 32, erase_size: 8192, erase_value: 0xFF };
 
 // ------------------------------------------------------------------------------------------
 // Global kernel state.
@@ -144,9 +139,11 @@ pub enum Event {
     Client(&'static str),
 }
 
+/// An operation in flight, holding the lent buffer with the window it was lent with (the
+/// window is the range read into or programmed from; it goes back to the client unchanged).
 enum Pending {
-    Read(u32, &'static mut [u8], usize),
-    Program(u32, &'static mut [u8], usize),
+    Read(u32, SubSliceMut<'static, u8>),
+    Program(u32, SubSliceMut<'static, u8>),
     Erase(u32),
 }
 
@@ -238,18 +235,20 @@ impl SimHil {
     pub fn complete_one(&self) -> bool {
         let Some(p) = self.pending.borrow_mut().take() else { return false };
         match p {
-            Pending::Read(addr, buf, len) => {
+            Pending::Read(addr, mut buf) => {
+                let len = buf.len();
                 let r = match self.injected(Kind::Read) {
                     Some(e) => Err(e),
-                    None => self.sim.borrow_mut().read(addr, &mut buf[..len]).map_err(Self::code),
+                    None => self.sim.borrow_mut().read(addr, buf.as_mut_slice()).map_err(Self::code),
                 };
                 self.events.borrow_mut().push(Event::Read(addr, len));
                 self.client.map(|c| c.read_complete(buf, r));
             }
-            Pending::Program(addr, buf, len) => {
+            Pending::Program(addr, buf) => {
+                let len = buf.len();
                 let r = match self.injected(Kind::Program) {
                     Some(e) => Err(e),
-                    None => self.sim.borrow_mut().program(addr, &buf[..len]).map_err(Self::code),
+                    None => self.sim.borrow_mut().program(addr, buf.as_slice()).map_err(Self::code),
                 };
                 self.events.borrow_mut().push(Event::Program(addr, len));
                 self.client.map(|c| c.program_complete(buf, r));
@@ -274,22 +273,14 @@ impl NorFlash<'static> for SimHil {
     }
 
     fn geometry(&self) -> Geometry {
-        let g = self.sim.borrow().geometry();
-        Geometry {
-            size: g.size,
-            read_size: g.read_size,
-            program_size: g.program_size,
-            erase_size: g.erase_size,
-            erase_value: g.erase_value,
-        }
+        self.sim.borrow().geometry()
     }
 
     fn read(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         let g = self.geometry();
         if self.is_pending() {
             return Err((ErrorCode::BUSY, buffer));
@@ -297,19 +288,18 @@ impl NorFlash<'static> for SimHil {
         if let Some(e) = self.refused(Kind::Read) {
             return Err((e, buffer));
         }
-        if let Err(e) = nor_flash_hil::check_range(&g, addr, len, g.read_size, buffer.len()) {
+        if let Err(e) = nor_flash_hil::check_range(&g, addr, buffer.len(), g.read_size) {
             return Err((e, buffer));
         }
-        *self.pending.borrow_mut() = Some(Pending::Read(addr, buffer, len));
+        *self.pending.borrow_mut() = Some(Pending::Read(addr, buffer));
         Ok(())
     }
 
     fn program(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         let g = self.geometry();
         if self.is_pending() {
             return Err((ErrorCode::BUSY, buffer));
@@ -317,10 +307,10 @@ impl NorFlash<'static> for SimHil {
         if let Some(e) = self.refused(Kind::Program) {
             return Err((e, buffer));
         }
-        if let Err(e) = nor_flash_hil::check_range(&g, addr, len, g.program_size, buffer.len()) {
+        if let Err(e) = nor_flash_hil::check_range(&g, addr, buffer.len(), g.program_size) {
             return Err((e, buffer));
         }
-        *self.pending.borrow_mut() = Some(Pending::Program(addr, buffer, len));
+        *self.pending.borrow_mut() = Some(Pending::Program(addr, buffer));
         Ok(())
     }
 
@@ -332,7 +322,7 @@ impl NorFlash<'static> for SimHil {
         if let Some(e) = self.refused(Kind::Erase) {
             return Err(e);
         }
-        nor_flash_hil::check_range(&g, addr, g.erase_size as usize, g.erase_size, usize::MAX)?;
+        nor_flash_hil::check_range(&g, addr, g.erase_size as usize, g.erase_size)?;
         *self.pending.borrow_mut() = Some(Pending::Erase(addr));
         Ok(())
     }
@@ -458,11 +448,11 @@ impl KVClient for Recorder {
 
 pub type Kv = TdbStoreKv<'static, SimHil>;
 
-/// Builds a capsule through its component with `KEYS` index entries, a `WORK`-byte work
-/// buffer and a `BUF`-byte flash buffer.
-pub fn capsule<const KEYS: usize, const WORK: usize, const BUF: usize>(hil: &'static SimHil) -> &'static Kv {
+/// Builds a capsule through its component with `KEYS` index entries and a `WORK`-byte work
+/// buffer (the only I/O buffer: lent to the flash for each read and program).
+pub fn capsule<const KEYS: usize, const WORK: usize>(hil: &'static SimHil) -> &'static Kv {
     count_deferred_call();
-    TdbStoreComponent::<SimHil, KEYS, WORK, BUF>::new(hil).finalize((slot(), slot(), slot(), slot()))
+    TdbStoreComponent::<SimHil, KEYS, WORK>::new(hil).finalize((slot(), slot(), slot()))
 }
 
 /// Counts a capsule (a deferred call) about to be created: at most 32 per test binary.
@@ -489,7 +479,7 @@ impl Rig {
 
     /// A capsule over `hil` on which nothing has been called yet.
     pub fn unmounted(hil: &'static SimHil) -> Rig {
-        Rig::with(hil, capsule::<32, 512, 512>(hil))
+        Rig::with(hil, capsule::<32, 512>(hil))
     }
 
     /// Wraps a capsule built elsewhere.

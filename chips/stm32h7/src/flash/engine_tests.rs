@@ -10,7 +10,7 @@
 
 use kernel::ErrorCode;
 use nor_flash_hil::NorFlash;
-use tdbstore::{Error, Geometry, IndexEntry, IoError, Op, Outcome, Request, Step, Store, StoreOptions};
+use tdbstore::{Error, IndexEntry, IoError, Op, Outcome, Request, Step, Store, StoreOptions};
 
 use super::model::WordState;
 use super::tests::{rig, Rig, REGION_BASE};
@@ -25,14 +25,7 @@ fn io_error(e: ErrorCode) -> IoError {
 }
 
 fn store(r: &Rig) -> Store<'static> {
-    let g = r.flash.geometry();
-    let geometry = Geometry {
-        size: g.size,
-        read_size: g.read_size,
-        program_size: g.program_size,
-        erase_size: g.erase_size,
-        erase_value: g.erase_value,
-    };
+    let geometry = r.flash.geometry();
     let work: &'static mut [u8] = Box::leak(vec![0u8; 512].into_boxed_slice());
     let index: &'static mut [IndexEntry] =
         Box::leak(vec![IndexEntry { hash: 0, offset: 0 }; 64].into_boxed_slice());
@@ -87,7 +80,13 @@ fn get(r: &Rig, s: &mut Store<'_>, key: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 fn set(r: &Rig, s: &mut Store<'_>, key: &[u8], value: &[u8]) -> Result<Outcome, Error> {
-    run(r, s, Op::Set { key, len: value.len() as u32, flags: 0 }, value, &mut [])
+    run(
+        r,
+        s,
+        Op::Set { key, len: value.len() as u32, flags: 0, when: tdbstore::SetWhen::Always },
+        value,
+        &mut [],
+    )
 }
 
 #[test]

@@ -91,10 +91,11 @@ const ACR_LATENCY_MASK: u32 = 0xF;
 const ACR_WRHIGHFREQ_SHIFT: u32 = 4;
 const ACR_WRHIGHFREQ_MASK: u32 = 0b11 << ACR_WRHIGHFREQ_SHIFT;
 
-/// Sets the flash read latency (wait states) and the programming delay (WRHIGHFREQ) in one
-/// write, and confirms both by reading them back (RM0399 §4.3.8 "FLASH read operations": the
-/// new latency must be visible before the clock is raised; the table of that section gives
-/// WRHIGHFREQ for the AXI clock). Returns whether it took effect.
+/// Sets the flash read latency (wait states) and the programming delay (WRHIGHFREQ).
+///
+/// Both go in one write and are confirmed by reading them back (RM0399 §4.3.8 "FLASH read
+/// operations": the new latency must be visible before the clock is raised; the table of that
+/// section gives WRHIGHFREQ for the AXI clock). Returns whether it took effect.
 pub fn set_access(latency: u32, wrhighfreq: u32) -> bool {
     let value = (latency & ACR_LATENCY_MASK) | ((wrhighfreq << ACR_WRHIGHFREQ_SHIFT) & ACR_WRHIGHFREQ_MASK);
     let mask = ACR_LATENCY_MASK | ACR_WRHIGHFREQ_MASK;

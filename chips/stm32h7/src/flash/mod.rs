@@ -18,6 +18,8 @@
 //! - Only the region the board configures is ever addressed: every request is checked against
 //!   it (`INVAL` otherwise) before a register is touched, so the Arduino bootloader, the kernel
 //!   and the apps cannot be programmed or erased through this driver.
+//! - Buffers are `SubSliceMut`s: the driver reads into and programs from the active window
+//!   only, and hands the buffer back (completion or refusal) with that window unchanged.
 //! - One operation at a time (`BUSY` otherwise, nothing changes). Reads complete through a
 //!   deferred call (TRD3: no synchronous callbacks); programs and erases complete from the
 //!   FLASH interrupt (EOP or an error flag), never by polling. The driver has no busy-wait.
@@ -48,7 +50,7 @@
 //! | `Locked` | CR.LOCK still set after the key sequence | `FAIL` |
 //! | `MissingEndOfOperation` | interrupt with neither EOP nor an error and nothing in flight | `FAIL` |
 //! | `NotErased` | pre-program blank check failed | `RESERVE` |
-//! | `OutOfRegion` | outside the region, misaligned, or longer than the buffer | `INVAL` |
+//! | `OutOfRegion` | outside the region or misaligned | `INVAL` |
 //! | `Busy` | an operation in flight (driver or hardware) | `BUSY` |
 //!
 //! SR.SNECCERR (a single-bit error the hardware corrected) is not an error: it is cleared and
@@ -57,7 +59,8 @@
 use core::cell::Cell;
 
 use kernel::deferred_call::{DeferredCall, DeferredCallClient};
-use kernel::utilities::cells::{OptionalCell, TakeCell};
+use kernel::utilities::cells::{MapCell, OptionalCell};
+use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{check_range, Geometry, NorFlash, NorFlashClient};
 
@@ -104,7 +107,7 @@ pub enum FlashError {
     MissingEndOfOperation,
     /// The flash word to program is not blank.
     NotErased,
-    /// Address or length outside the region, misaligned, or longer than the buffer.
+    /// Address or length outside the region, or misaligned.
     OutOfRegion,
     /// Another operation is in flight.
     Busy,
@@ -253,14 +256,15 @@ pub struct Flash<'a, R: FlashRegisters, D: DeferredSignal = DeferredCall> {
     regs: R,
     region: FlashRegion,
     client: OptionalCell<&'a dyn NorFlashClient>,
-    buffer: TakeCell<'static, [u8]>,
+    /// The lent buffer while an operation is in flight (window as lent).
+    buffer: MapCell<SubSliceMut<'static, u8>>,
     state: Cell<State>,
     last_error: Cell<Option<FlashError>>,
     corrected: Cell<u32>,
     deferred: D,
 }
 
-impl<'a, R: FlashRegisters> Flash<'a, R, DeferredCall> {
+impl<R: FlashRegisters> Flash<'_, R, DeferredCall> {
     /// A driver for `region` over `regs`, completing reads through a kernel deferred call.
     /// The board must register it (`DeferredCallClient::register`) and route the FLASH
     /// interrupt to [`Flash::handle_interrupt`].
@@ -269,14 +273,14 @@ impl<'a, R: FlashRegisters> Flash<'a, R, DeferredCall> {
     }
 }
 
-impl<'a, R: FlashRegisters, D: DeferredSignal> Flash<'a, R, D> {
+impl<R: FlashRegisters, D: DeferredSignal> Flash<'_, R, D> {
     /// A driver with its own deferred-completion mechanism (host tests).
     pub fn with_deferred(regs: R, region: FlashRegion, deferred: D) -> Self {
         Flash {
             regs,
             region,
             client: OptionalCell::empty(),
-            buffer: TakeCell::empty(),
+            buffer: MapCell::empty(),
             state: Cell::new(State::Idle),
             last_error: Cell::new(None),
             corrected: Cell::new(0),
@@ -316,9 +320,9 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> Flash<'a, R, D> {
     }
 
     /// Validates a request (offsets into the region) and returns its absolute address.
-    fn absolute(&self, addr: u32, len: usize, unit: u32, buffer_len: usize) -> Result<u32, FlashError> {
+    fn absolute(&self, addr: u32, len: usize, unit: u32) -> Result<u32, FlashError> {
         let g = self.geometry_inner();
-        match check_range(&g, addr, len, unit, buffer_len) {
+        match check_range(&g, addr, len, unit) {
             Ok(()) => Ok(self.region.base + addr),
             Err(_) => self.fail(FlashError::OutOfRegion),
         }
@@ -494,11 +498,11 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> Flash<'a, R, D> {
                         return Ok(true);
                     }
                     let next = addr + done as u32;
-                    // `program` checked `len` against the buffer; a missing buffer or short
-                    // slice would be a driver bug, reported as an error rather than a panic.
+                    // `len` is the window's length; a missing buffer or short window would
+                    // be a driver bug, reported as an error rather than a panic.
                     let started = self
                         .buffer
-                        .map(|buf| match buf.get(done..done + WORD_BYTES as usize) {
+                        .map(|buf| match buf.as_slice().get(done..done + WORD_BYTES as usize) {
                             Some(word) => self.start_word(next, word),
                             None => self.fail(FlashError::OutOfRegion),
                         })
@@ -582,19 +586,19 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
     fn read(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
+        mut buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
         if self.state.get() != State::Idle {
             self.last_error.set(Some(FlashError::Busy));
             return Err((ErrorCode::BUSY, buffer));
         }
-        let abs = match self.absolute(addr, len, 1, buffer.len()) {
+        let len = buffer.len();
+        let abs = match self.absolute(addr, len, 1) {
             Ok(a) => a,
             Err(e) => return Err((e.to_error_code(), buffer)),
         };
-        let result = self.read_guarded(abs, &mut buffer[..len]);
-        self.buffer.replace(buffer);
+        let result = self.read_guarded(abs, buffer.as_mut_slice());
+        self.buffer.put(buffer);
         self.state.set(State::ReadDone { len, result });
         self.deferred.set();
         Ok(())
@@ -603,10 +607,10 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
     fn program(
         &self,
         addr: u32,
-        buffer: &'static mut [u8],
-        len: usize,
-    ) -> Result<(), (ErrorCode, &'static mut [u8])> {
-        let abs = match self.absolute(addr, len, WORD_BYTES, buffer.len()) {
+        buffer: SubSliceMut<'static, u8>,
+    ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
+        let len = buffer.len();
+        let abs = match self.absolute(addr, len, WORD_BYTES) {
             Ok(a) => a,
             Err(e) => return Err((e.to_error_code(), buffer)),
         };
@@ -614,24 +618,23 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
             return Err((e.to_error_code(), buffer));
         }
         if len == 0 {
-            self.buffer.replace(buffer);
+            self.buffer.put(buffer);
             self.state.set(State::ProgramDone);
             self.deferred.set();
             return Ok(());
         }
-        if let Err(e) = self.start_word(abs, &buffer[..WORD_BYTES as usize]) {
+        if let Err(e) = self.start_word(abs, &buffer.as_slice()[..WORD_BYTES as usize]) {
             self.relock(Bank::of(abs));
             return Err((e.to_error_code(), buffer));
         }
-        self.buffer.replace(buffer);
+        self.buffer.put(buffer);
         self.state.set(State::Programming { addr: abs, len, done: 0 });
         Ok(())
     }
 
     fn erase(&self, addr: u32) -> Result<(), ErrorCode> {
-        let abs = self
-            .absolute(addr, SECTOR_SIZE as usize, SECTOR_SIZE, usize::MAX)
-            .map_err(FlashError::to_error_code)?;
+        let abs =
+            self.absolute(addr, SECTOR_SIZE as usize, SECTOR_SIZE).map_err(FlashError::to_error_code)?;
         self.check_idle(Bank::of(abs)).map_err(FlashError::to_error_code)?;
         if let Err(e) = self.start_erase(abs) {
             self.relock(Bank::of(abs));

@@ -9,6 +9,7 @@
 
 use core::cell::{Cell, RefCell};
 
+use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
 use nor_flash_hil::{NorFlash, NorFlashClient};
 
@@ -36,14 +37,18 @@ pub(super) enum Event {
 #[derive(Default)]
 pub(super) struct Recorder {
     events: RefCell<Vec<Event>>,
+    /// The buffer of the last read or program completion, as it came back.
+    returned: RefCell<Option<SubSliceMut<'static, u8>>>,
 }
 
 impl NorFlashClient for Recorder {
-    fn read_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
-        self.events.borrow_mut().push(Event::Read(buffer.to_vec(), result));
+    fn read_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
+        self.events.borrow_mut().push(Event::Read(buffer.as_slice().to_vec(), result));
+        *self.returned.borrow_mut() = Some(buffer);
     }
-    fn program_complete(&self, buffer: &'static mut [u8], result: Result<(), ErrorCode>) {
+    fn program_complete(&self, buffer: SubSliceMut<'static, u8>, result: Result<(), ErrorCode>) {
         self.events.borrow_mut().push(Event::Program(buffer.len(), result));
+        *self.returned.borrow_mut() = Some(buffer);
     }
     fn erase_complete(&self, result: Result<(), ErrorCode>) {
         self.events.borrow_mut().push(Event::Erase(result));
@@ -53,6 +58,11 @@ impl NorFlashClient for Recorder {
 impl Recorder {
     pub(super) fn take(&self) -> Vec<Event> {
         core::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// The buffer the last read or program completion gave back.
+    pub(super) fn take_buffer(&self) -> Option<SubSliceMut<'static, u8>> {
+        self.returned.borrow_mut().take()
     }
 }
 
@@ -82,8 +92,16 @@ pub(super) fn rig() -> Rig {
     rig_with(REGION_BASE, REGION_SIZE)
 }
 
-fn buf(bytes: &[u8]) -> &'static mut [u8] {
-    Box::leak(bytes.to_vec().into_boxed_slice())
+/// A leaked buffer holding `bytes`, lent whole.
+fn buf(bytes: &[u8]) -> SubSliceMut<'static, u8> {
+    SubSliceMut::new(Box::leak(bytes.to_vec().into_boxed_slice()))
+}
+
+/// A leaked buffer holding `bytes`, lent with the window `range`.
+fn window(bytes: &[u8], range: core::ops::Range<usize>) -> SubSliceMut<'static, u8> {
+    let mut b = buf(bytes);
+    b.slice(range);
+    b
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -107,7 +125,7 @@ impl Rig {
 
     pub(super) fn program(&self, addr: u32, data: &[u8]) -> Result<(), ErrorCode> {
         let bank = Bank::of(REGION_BASE + addr);
-        self.flash.program(addr, buf(data), data.len()).map_err(|(e, _)| e)?;
+        self.flash.program(addr, buf(data)).map_err(|(e, _)| e)?;
         for _ in 0..data.len() / 32 {
             self.finish(bank);
         }
@@ -118,7 +136,7 @@ impl Rig {
     }
 
     pub(super) fn read(&self, addr: u32, len: usize) -> Result<Vec<u8>, ErrorCode> {
-        self.flash.read(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e)?;
+        self.flash.read(addr, buf(&vec![0; len])).map_err(|(e, _)| e)?;
         assert!(self.client.take().is_empty(), "no synchronous callback (TRD3)");
         self.service_deferred();
         match self.client.take().pop() {
@@ -168,7 +186,7 @@ fn program_a_word_then_read_it_back() {
 fn program_several_words_one_interrupt_each() {
     let r = rig();
     let data = pattern(4 * 32, 9);
-    r.flash.program(0x1000, buf(&data), data.len()).unwrap();
+    r.flash.program(0x1000, buf(&data)).unwrap();
     for i in 0..4 {
         // While a word is in flight the bank is unlocked with PG and the interrupts set ...
         assert!(!r.model.is_locked(Bank::Two));
@@ -209,7 +227,7 @@ fn not_erased_word_inside_a_multi_word_program_stops_it() {
     let r = rig();
     assert_eq!(r.program(0x20, &pattern(32, 4)), Ok(()));
     // Words 0x00 and 0x20: the second is already programmed.
-    r.flash.program(0, buf(&pattern(64, 5)), 64).unwrap();
+    r.flash.program(0, buf(&pattern(64, 5))).unwrap();
     r.finish(Bank::Two);
     assert_eq!(r.client.take(), vec![Event::Program(64, Err(ErrorCode::RESERVE))]);
     assert_eq!(r.model.double_programs(), 0);
@@ -250,9 +268,9 @@ fn requests_outside_the_region_are_refused_without_touching_hardware() {
     let size = REGION_SIZE;
     let cases: [(u32, usize); 4] = [(size, 32), (size - 32, 64), (u32::MAX - 31, 32), (size + 0x1000, 32)];
     for (addr, len) in cases {
-        let e = r.flash.program(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e);
+        let e = r.flash.program(addr, buf(&vec![0; len])).map_err(|(e, _)| e);
         assert_eq!(e, Err(ErrorCode::INVAL), "program at {addr:#x}+{len}");
-        let e = r.flash.read(addr, buf(&vec![0; len]), len).map_err(|(e, _)| e);
+        let e = r.flash.read(addr, buf(&vec![0; len])).map_err(|(e, _)| e);
         assert_eq!(e, Err(ErrorCode::INVAL), "read at {addr:#x}+{len}");
     }
     assert_eq!(r.flash.erase(size), Err(ErrorCode::INVAL));
@@ -279,18 +297,88 @@ fn bank1_below_the_region_is_unreachable() {
 fn unaligned_requests_are_refused() {
     let r = rig();
     for (addr, len) in [(16u32, 32usize), (0, 48), (4, 4), (1, 32)] {
-        let e = r.flash.program(addr, buf(&[0; 64]), len).map_err(|(e, _)| e);
+        // The window's offset in its buffer does not matter; its length is the request's.
+        let e = r.flash.program(addr, window(&[0; 64], 3..3 + len)).map_err(|(e, _)| e);
         assert_eq!(e, Err(ErrorCode::INVAL), "program {addr}+{len}");
     }
     for addr in [4096u32, 1, SECTOR_SIZE / 2] {
         assert_eq!(r.flash.erase(addr), Err(ErrorCode::INVAL), "erase {addr}");
     }
-    // Longer than the buffer.
-    let e = r.flash.program(0, buf(&[0; 32]), 64).map_err(|(e, _)| e);
-    assert_eq!(e, Err(ErrorCode::INVAL));
-    let e = r.flash.read(0, buf(&[0; 8]), 9).map_err(|(e, _)| e);
-    assert_eq!(e, Err(ErrorCode::INVAL));
     assert_eq!(r.model.hardware_writes(), 0);
+}
+
+#[test]
+fn a_refused_request_gives_the_buffer_back_with_its_window() {
+    let r = rig();
+    let bytes = pattern(96, 1);
+    // INVAL (outside the region), for both operations.
+    let (e, b) = r.flash.program(REGION_SIZE, window(&bytes, 5..37)).unwrap_err();
+    assert_eq!((e, b.active_range()), (ErrorCode::INVAL, 5..37));
+    assert_eq!(b.take(), &bytes[..]);
+    let (e, b) = r.flash.read(REGION_SIZE - 4, window(&bytes, 9..17)).unwrap_err();
+    assert_eq!((e, b.active_range()), (ErrorCode::INVAL, 9..17));
+    assert_eq!(b.take(), &bytes[..], "a refused read writes nothing");
+    // BUSY.
+    r.flash.program(0, buf(&pattern(32, 2))).unwrap();
+    let (e, b) = r.flash.program(0x40, window(&bytes, 32..64)).unwrap_err();
+    assert_eq!((e, b.active_range()), (ErrorCode::BUSY, 32..64));
+    let (e, b) = r.flash.read(0x40, window(&bytes, 1..2)).unwrap_err();
+    assert_eq!((e, b.active_range()), (ErrorCode::BUSY, 1..2));
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(32, Ok(()))]);
+    // RESERVE from the blank check, before the hardware.
+    let (e, b) = r.flash.program(0, window(&bytes, 40..72)).unwrap_err();
+    assert_eq!((e, b.active_range()), (ErrorCode::RESERVE, 40..72));
+    r.assert_quiescent();
+}
+
+#[test]
+fn program_from_a_window_at_an_offset() {
+    let r = rig();
+    let bytes = pattern(100, 3);
+    // Two words from bytes[5..69]: the second word is fetched from the window too.
+    r.flash.program(0x80, window(&bytes, 5..69)).unwrap();
+    r.finish(Bank::Two);
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(64, Ok(()))]);
+    assert_eq!(r.model.bytes(REGION_BASE + 0x80, 64), bytes[5..69].to_vec());
+    let back = r.client.take_buffer().expect("the buffer comes back");
+    assert_eq!(back.active_range(), 5..69, "same window as lent");
+    assert_eq!(back.take(), &bytes[..], "programming does not write the buffer");
+    // An empty window completes through the deferred call, window unchanged.
+    r.flash.program(0x100, window(&bytes, 50..50)).unwrap();
+    r.service_deferred();
+    assert_eq!(r.client.take(), vec![Event::Program(0, Ok(()))]);
+    assert_eq!(r.client.take_buffer().unwrap().active_range(), 50..50);
+    // A failure mid-way (second word not erased) gives the same window back too.
+    r.flash.program(0x60, window(&bytes, 7..71)).unwrap();
+    r.finish(Bank::Two);
+    assert_eq!(r.client.take(), vec![Event::Program(64, Err(ErrorCode::RESERVE))]);
+    assert_eq!(r.client.take_buffer().unwrap().active_range(), 7..71);
+    r.assert_quiescent();
+}
+
+#[test]
+fn read_into_a_window_at_an_offset() {
+    let r = rig();
+    let data = pattern(64, 4);
+    assert_eq!(r.program(0x200, &data), Ok(()));
+    r.flash.read(0x203, window(&[0xAA; 50], 7..37)).unwrap();
+    assert!(r.client.take().is_empty(), "no synchronous callback (TRD3)");
+    r.service_deferred();
+    assert_eq!(r.client.take(), vec![Event::Read(data[3..33].to_vec(), Ok(()))]);
+    let back = r.client.take_buffer().expect("the buffer comes back");
+    assert_eq!(back.active_range(), 7..37, "same window as lent");
+    let all = back.take();
+    assert_eq!(&all[7..37], &data[3..33]);
+    assert!(all[..7].iter().chain(&all[37..]).all(|b| *b == 0xAA), "only the window is written");
+    // An ECC failure still gives the buffer back with its window.
+    r.model.corrupt_word(REGION_BASE + 0x220);
+    r.flash.read(0x200, window(&[0; 80], 16..80)).unwrap();
+    r.service_deferred();
+    assert!(matches!(r.client.take().as_slice(), [Event::Read(_, Err(ErrorCode::FAIL))]));
+    assert_eq!(r.client.take_buffer().unwrap().active_range(), 16..80);
+    r.assert_quiescent();
 }
 
 #[test]
@@ -362,7 +450,7 @@ fn write_protected_sector_raises_wrperr() {
     assert_eq!(r.flash.last_error(), Some(FlashError::WriteProtection));
     r.assert_quiescent();
     // Programming a protected sector: the store is refused at once, the interrupt follows.
-    r.flash.program(2 * SECTOR_SIZE, buf(&pattern(32, 1)), 32).unwrap();
+    r.flash.program(2 * SECTOR_SIZE, buf(&pattern(32, 1))).unwrap();
     assert!(r.model.irq_pending(Bank::Two));
     r.flash.handle_interrupt();
     assert_eq!(r.client.take(), vec![Event::Program(32, Err(ErrorCode::RESERVE))]);
@@ -395,11 +483,11 @@ fn single_ecc_error_is_corrected_and_counted() {
 #[test]
 fn busy_while_an_operation_is_in_flight() {
     let r = rig();
-    r.flash.program(0, buf(&pattern(32, 5)), 32).unwrap();
+    r.flash.program(0, buf(&pattern(32, 5))).unwrap();
     let writes = r.model.hardware_writes();
-    let e = r.flash.program(0x40, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    let e = r.flash.program(0x40, buf(&[0; 32])).map_err(|(e, _)| e);
     assert_eq!(e, Err(ErrorCode::BUSY));
-    let e = r.flash.read(0x40, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    let e = r.flash.read(0x40, buf(&[0; 32])).map_err(|(e, _)| e);
     assert_eq!(e, Err(ErrorCode::BUSY));
     assert_eq!(r.flash.erase(SECTOR_SIZE), Err(ErrorCode::BUSY));
     assert_eq!(r.flash.last_error(), Some(FlashError::Busy));
@@ -407,7 +495,7 @@ fn busy_while_an_operation_is_in_flight() {
     r.finish(Bank::Two);
     assert_eq!(r.client.take(), vec![Event::Program(32, Ok(()))]);
     // A read pending its deferred call also makes the driver busy.
-    r.flash.read(0, buf(&[0; 4]), 4).unwrap();
+    r.flash.read(0, buf(&[0; 4])).unwrap();
     assert_eq!(r.flash.erase(0), Err(ErrorCode::BUSY));
     r.service_deferred();
     assert_eq!(r.client.take().len(), 1);
@@ -418,7 +506,7 @@ fn busy_while_an_operation_is_in_flight() {
 fn busy_when_the_controller_is_occupied() {
     let r = rig();
     r.model.occupy(Bank::Two);
-    let e = r.flash.program(0, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    let e = r.flash.program(0, buf(&[0; 32])).map_err(|(e, _)| e);
     assert_eq!(e, Err(ErrorCode::BUSY));
     assert_eq!(r.flash.erase(0), Err(ErrorCode::BUSY));
     assert_eq!(r.model.hardware_writes(), 0);
@@ -430,7 +518,7 @@ fn spurious_interrupts_are_harmless() {
     r.flash.handle_interrupt();
     assert!(r.client.take().is_empty());
     // During a program, an interrupt before the word is done changes nothing.
-    r.flash.program(0, buf(&pattern(32, 6)), 32).unwrap();
+    r.flash.program(0, buf(&pattern(32, 6))).unwrap();
     r.flash.handle_interrupt();
     assert!(r.client.take().is_empty());
     assert!(!r.model.is_locked(Bank::Two));
@@ -442,7 +530,7 @@ fn spurious_interrupts_are_harmless() {
 #[test]
 fn zero_length_operations_complete_through_the_deferred_call() {
     let r = rig();
-    r.flash.program(0, buf(&[]), 0).unwrap();
+    r.flash.program(0, buf(&[])).unwrap();
     assert!(r.client.take().is_empty());
     r.service_deferred();
     assert_eq!(r.client.take(), vec![Event::Program(0, Ok(()))]);
@@ -457,7 +545,7 @@ fn region_spanning_both_banks() {
     let r = rig_with(base, 2 * SECTOR_SIZE);
     let data = pattern(64, 7);
     // Word in bank 1, then word in bank 2.
-    r.flash.program(SECTOR_SIZE - 32, buf(&data), 64).unwrap();
+    r.flash.program(SECTOR_SIZE - 32, buf(&data)).unwrap();
     r.finish(Bank::One);
     r.finish(Bank::Two);
     assert_eq!(r.client.take(), vec![Event::Program(64, Ok(()))]);
@@ -528,7 +616,7 @@ fn a_wrong_unlock_is_reported_as_locked() {
     use super::regs::{FlashRegisters, Reg};
     let r = rig();
     r.model.write(Bank::Two, Reg::Keyr, 0xDEAD_BEEF); // something else broke the sequence
-    let e = r.flash.program(0, buf(&[0; 32]), 32).map_err(|(e, _)| e);
+    let e = r.flash.program(0, buf(&[0; 32])).map_err(|(e, _)| e);
     assert_eq!(e, Err(ErrorCode::FAIL));
     assert_eq!(r.flash.last_error(), Some(FlashError::Locked));
     assert_eq!(r.model.word_state(REGION_BASE), WordState::Erased);

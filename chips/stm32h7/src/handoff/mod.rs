@@ -1,9 +1,11 @@
 // Licensed under the Apache License, Version 2.0 or the MIT License.
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Taking over the core from the Arduino bootloader: the state it leaves is read, reported
-//! and replaced by a known one before the kernel does anything that could go wrong because
-//! of it (in particular before the store's first flash erase).
+//! Taking over the core from the Arduino bootloader.
+//!
+//! The state the bootloader leaves is read, reported and replaced by a known one before the
+//! kernel does anything that could go wrong because of it (in particular before the store's
+//! first flash erase).
 //!
 //! ```text
 //! boards/portenta_h7 start() -> stm32h7::init() -> handoff::take_over (this file)
@@ -177,9 +179,11 @@ pub fn survey<R: CoreRegisters>(r: &R) -> Found {
     }
 }
 
-/// Cleans and invalidates the whole level-1 D-cache by set/way (PM0253 "Cache maintenance operations": CSSELR = 0
-/// selects the L1 data cache; CCSIDR gives sets, ways and line size; DCCISW takes the way in
-/// the top bits and the set above the line offset, as CMSIS `SCB_CleanInvalidateDCache`).
+/// Cleans and invalidates the whole level-1 D-cache by set/way.
+///
+/// PM0253 "Cache maintenance operations": CSSELR = 0 selects the L1 data cache; CCSIDR gives
+/// sets, ways and line size; DCCISW takes the way in the top bits and the set above the line
+/// offset, as CMSIS `SCB_CleanInvalidateDCache`.
 fn clean_invalidate_dcache<R: CoreRegisters>(r: &R) {
     r.write(CoreReg::Csselr, 0);
     r.barrier();
@@ -188,7 +192,7 @@ fn clean_invalidate_dcache<R: CoreRegisters>(r: &R) {
     let ways = ((ccsidr >> 3) & 0x3FF) + 1;
     let sets = ((ccsidr >> 13) & 0x7FFF) + 1;
     // Way field: the top ceil(log2(ways)) bits (bits 31:30 for the Cortex-M7's 4 ways).
-    let way_bits = u32::BITS - (ways - 1).leading_zeros();
+    let way_bits = (ways - 1).bit_width();
     for set in 0..sets {
         for way in 0..ways {
             let way_field = if way_bits == 0 { 0 } else { way << (32 - way_bits) };

@@ -3,6 +3,18 @@
 use crate::format::{KeyError, RecordFormat};
 use crate::geometry::Geometry;
 
+/// The condition of a [`Op::Set`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetWhen {
+    /// Always write (create or replace).
+    #[default]
+    Always,
+    /// Only create: the key must not exist ([`Error::Exists`] otherwise).
+    Absent,
+    /// Only replace: the key must exist ([`Error::NotFound`] otherwise).
+    Present,
+}
+
 /// Tuning knobs with safe defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -128,8 +140,13 @@ pub enum Error {
     Corrupt,
     /// An incremental set got more or fewer bytes than declared, or no incremental set is open.
     SizeMismatch,
+    /// A conditional set ([`SetWhen::Absent`]) found the key already there.
+    Exists,
     /// A driver request failed.
     Io(IoKind, IoError),
+    /// The engine reached a state its own invariants rule out (a bug, never bad input or bad
+    /// flash): the operation stopped and changed nothing further; mount again.
+    Internal,
 }
 
 /// A position in the iteration order (descending key hash, as Mbed iterates).
@@ -137,6 +154,25 @@ pub enum Error {
 pub struct Cursor {
     pub(crate) pos: u32,
     pub(crate) last_hash: Option<u32>,
+}
+
+/// The kind of operation in flight ([`crate::Store::task`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// [`Op::Mount`].
+    Mount,
+    /// [`Op::Format`].
+    Format,
+    /// A lookup ([`Op::Get`], [`Op::GetInfo`], [`Op::Next`], [`Op::ReservedGet`]), or
+    /// [`Op::SetAbort`], which reads nothing either.
+    Read,
+    /// A change: [`Op::Set`], [`Op::SetStart`], [`Op::SetData`], [`Op::SetFinalize`],
+    /// [`Op::Remove`], [`Op::ReservedSet`].
+    Write,
+    /// [`Op::Compact`] or [`Op::Reset`].
+    Compact,
+    /// [`Op::Maintain`].
+    Maintain,
 }
 
 /// What a finished operation produced.
@@ -261,7 +297,8 @@ pub enum Op<'a> {
         /// Key.
         key: &'a [u8],
     },
-    /// Write `len` input bytes as the value of `key`.
+    /// Write `len` input bytes as the value of `key`, if `when` holds (decided by the same
+    /// lookup the write makes anyway).
     Set {
         /// Key.
         key: &'a [u8],
@@ -269,6 +306,8 @@ pub enum Op<'a> {
         len: u32,
         /// User flags.
         flags: u32,
+        /// Whether the key must be absent (`Exists` otherwise) or present (`NotFound`).
+        when: SetWhen,
     },
     /// Begin an incremental set of a `len`-byte value; mutations are refused until it ends.
     SetStart {

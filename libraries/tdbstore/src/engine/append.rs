@@ -3,87 +3,46 @@
 use super::api::*;
 use super::shared::*;
 use crate::crc::Crc32;
-use crate::format::{align_up, Header, MASTER_DATA_LEN, MASTER_KEY};
+use crate::format::{align_up, Header};
 use core::task::Poll::Ready;
 
 /// Programs a record's head (`span` bytes from `work[at..]` to area offset `off`) with the
 /// magic's unit last, so a cut inside a multi-unit head leaves no magic behind.
-pub(crate) struct ProgramHead {
-    pub(crate) area: Area,
-    pub(crate) off: u32,
-    pub(crate) at: usize,
-    pub(crate) span: u32,
-    pub(crate) st: u8,
+pub(crate) enum ProgramHead {
+    /// Not started.
+    Start { area: Area, off: u32, at: usize, span: u32 },
+    /// The units after the magic's are being programmed; the magic's unit follows.
+    AwaitRest { area: Area, off: u32, at: usize, magic_span: u32 },
+    /// The magic's unit is being programmed: the record is committed when it completes.
+    AwaitMagic,
 }
 
 impl ProgramHead {
     pub(crate) fn new(area: Area, off: u32, at: usize, span: u32) -> Self {
-        ProgramHead { area, off, at, span, st: 0 }
+        ProgramHead::Start { area, off, at, span }
     }
 
     pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<()> {
-        let magic_span = align_up(4, c.geo.program_size).min(self.span);
-        match self.st {
-            0 if magic_span < self.span => {
-                self.st = 1;
-                let rest = self.span - magic_span;
-                c.program(self.area, self.off + magic_span, self.at + magic_span as usize, rest)
-            }
-            0 | 1 => {
-                if self.st == 1 {
-                    ev.result(IoKind::Program)?;
+        match *self {
+            ProgramHead::Start { area, off, at, span } => {
+                let magic_span = align_up(4, c.geo.program_size).min(span);
+                if magic_span < span {
+                    *self = ProgramHead::AwaitRest { area, off, at, magic_span };
+                    return c.program(area, off + magic_span, at + magic_span as usize, span - magic_span);
                 }
-                self.st = 2;
-                c.program(self.area, self.off, self.at, magic_span)
+                *self = ProgramHead::AwaitMagic;
+                c.program(area, off, at, magic_span)
             }
-            _ => {
+            ProgramHead::AwaitRest { area, off, at, magic_span } => {
+                ev.result(IoKind::Program)?;
+                *self = ProgramHead::AwaitMagic;
+                c.program(area, off, at, magic_span)
+            }
+            ProgramHead::AwaitMagic => {
                 ev.result(IoKind::Program)?;
                 Ready(Ok(()))
             }
         }
-    }
-}
-
-/// Writes a master record (always in Mbed's format, with the store's record format as its
-/// revision) with `version` at an area's master offset: body first, then the header, which
-/// makes the area valid.
-pub(crate) struct WriteMaster {
-    pub(crate) area: Area,
-    pub(crate) head: Option<ProgramHead>,
-}
-
-impl WriteMaster {
-    pub(crate) fn new(area: Area) -> Self {
-        WriteMaster { area, head: None }
-    }
-
-    pub(crate) fn poll(&mut self, c: &mut Core, version: u16, ev: Ev) -> Poll<()> {
-        let lay = c.lay;
-        let hs = lay.header_span as usize;
-        if let Some(h) = &mut self.head {
-            return h.poll(c, ev);
-        }
-        if let Ev::Io(_) = ev {
-            ev.result(IoKind::Program)?;
-            self.head = Some(ProgramHead::new(self.area, lay.master_offset, 0, hs as u32));
-            return self.poll(c, version, Ev::Start);
-        }
-        let mut data = [0u8; MASTER_DATA_LEN as usize];
-        data[..2].copy_from_slice(&version.to_le_bytes());
-        data[2..4].copy_from_slice(&lay.format.revision().to_le_bytes());
-        let mut h = Header { flags: 0, key_len: 4, data_len: MASTER_DATA_LEN, crc: 0 };
-        let mut crc = h.crc_start();
-        crc.update(MASTER_KEY);
-        crc.update(&data);
-        h.crc = crc.value();
-        let ms = lay.master_size as usize;
-        let ev_byte = c.geo.erase_value;
-        let w = &mut c.work[..ms];
-        w.fill(ev_byte);
-        h.encode(&mut w[..24]);
-        w[hs..hs + 4].copy_from_slice(MASTER_KEY);
-        w[hs + 4..hs + 12].copy_from_slice(&data);
-        c.program(self.area, lay.master_offset + hs as u32, hs, (ms - hs) as u32)
     }
 }
 
@@ -139,29 +98,33 @@ pub(crate) struct Feed {
     pub(crate) taken: u32,
     pub(crate) finalize: bool,
     pub(crate) st: FeedState,
-    pub(crate) head: Option<ProgramHead>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FeedState {
+    /// Take more input, program a full chunk, or finish.
     Next,
-    AwaitFill { len: u32 },
+    AwaitFill {
+        len: u32,
+    },
     AwaitChunk,
+    /// The last units before the head are being programmed.
     AwaitTail,
-    Head,
+    /// The head, last: the record is committed when it completes.
+    Head(ProgramHead),
 }
 
 impl Feed {
     pub(crate) fn new(input: u32, finalize: bool) -> Self {
-        Feed { input, taken: 0, finalize, st: FeedState::Next, head: None }
+        Feed { input, taken: 0, finalize, st: FeedState::Next }
     }
 
     pub(crate) fn poll(&mut self, c: &mut Core, a: &mut Append, mut ev: Ev) -> Poll<()> {
         let hs = c.lay.head_span;
         loop {
-            match self.st {
+            match &mut self.st {
                 FeedState::Next => {}
                 FeedState::AwaitFill { len } => {
+                    let len = *len;
                     ev.result(IoKind::Fill)?;
                     let s = a.staged as usize;
                     a.crc.update(&c.work[s..s + len as usize]);
@@ -182,8 +145,7 @@ impl Feed {
                     ev = Ev::Start;
                     continue;
                 }
-                FeedState::Head => {
-                    let h = self.head.as_mut().ok_or(Error::NotMounted)?;
+                FeedState::Head(h) => {
                     ready!(h.poll(c, ev));
                     return Ready(Ok(()));
                 }
@@ -240,7 +202,6 @@ impl Feed {
         let h = a.header;
         let lay = c.lay;
         lay.encode_header(&h, &mut c.work[at..at + lay.header_len() as usize]);
-        self.head = Some(ProgramHead::new(Area::Active, a.base, at, lay.head_span));
-        self.st = FeedState::Head;
+        self.st = FeedState::Head(ProgramHead::new(Area::Active, a.base, at, lay.head_span));
     }
 }

@@ -2,75 +2,50 @@
 
 use super::api::*;
 use super::shared::*;
-use crate::format::{self, Header};
-use crate::index::IndexEntry;
 use core::task::Poll::Ready;
 
-/// Looks up the current key: the index position and header of its live record. Each
-/// candidate (same hash) is read header first, then its key only if the lengths match, so a
-/// read never runs past a short record into whatever follows it (a torn, unreadable unit).
-pub(crate) struct Find {
-    pub(crate) pos: usize,
-    pub(crate) hi: usize,
-    pub(crate) stage: FindStage,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum FindStage {
+/// Looks up the operation's key ([`Core::key`]): the index position, header and extent of its
+/// live record. Each candidate (an entry with the same hash) costs one read of its header and
+/// a key of the sought length together. That read never runs past the log's end
+/// ([`Core::free`], which mount advances record by record), so it never reaches a torn,
+/// unreadable unit; within the log, a shorter candidate's neighbour is a valid record.
+pub(crate) enum Find {
+    /// Not started.
     Start,
-    AwaitHeader,
-    AwaitKey(Header),
-}
-
-/// Result of [`Find`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Found {
-    Yes { pos: usize, header: Header, size: u32 },
-    No,
+    /// Candidate `pos` (of the hash range ending at `hi`) is being read.
+    AwaitCandidate { pos: usize, hi: usize },
 }
 
 impl Find {
     pub(crate) fn new() -> Self {
-        Find { pos: 0, hi: 0, stage: FindStage::Start }
+        Find::Start
     }
 
     pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<Found> {
-        let off = |c: &Core, pos| c.index.get(pos).map_or(0, |e: IndexEntry| e.offset);
-        let kl = c.key_len;
-        match self.stage {
-            FindStage::Start => {
-                let (lo, hi) = c.index.hash_range(format::key_hash(c.key()));
-                self.pos = lo;
-                self.hi = hi;
-            }
-            FindStage::AwaitHeader => {
+        let kl = c.key_len as u32;
+        let (pos, hi) = match *self {
+            Find::Start => c.index.hash_range(crate::format::key_hash(c.key())),
+            Find::AwaitCandidate { pos, hi } => {
                 ev.result(IoKind::Read)?;
-                match c.lay.parse_header(c.got(off(c, self.pos), c.lay.header_len())) {
-                    Some(h)
-                        if h.key_len as usize == kl
-                            && c.lay.record_extent(off(c, self.pos), &h).is_some() =>
-                    {
-                        self.stage = FindStage::AwaitKey(h);
-                        let at = off(c, self.pos) + c.lay.body_offset;
-                        return c.read(Area::Active, at, kl as u32);
+                let off = c.index.get(pos).map_or(0, |e| e.offset);
+                let lay = c.lay;
+                let header = lay.parse_header(c.got(off, lay.header_len()));
+                // The read began at the record, so the key lies `body_offset` into it.
+                let key = c.got(off, lay.body_offset + kl).get(lay.body_offset as usize..).unwrap_or(&[]);
+                if let Some(h) = header.filter(|h| h.key_len as u32 == kl && key == c.key()) {
+                    if let Some(size) = lay.record_extent(off, &h) {
+                        return Ready(Ok(Found::Yes { pos, header: h, size }));
                     }
-                    _ => self.pos += 1,
                 }
+                (pos + 1, hi)
             }
-            FindStage::AwaitKey(h) => {
-                ev.result(IoKind::Read)?;
-                if c.got(off(c, self.pos) + c.lay.body_offset, kl as u32) == c.key() {
-                    let size = c.lay.record_extent(off(c, self.pos), &h).unwrap_or(0);
-                    return Ready(Ok(Found::Yes { pos: self.pos, header: h, size }));
-                }
-                self.pos += 1;
-            }
-        }
-        if self.pos >= self.hi {
+        };
+        let Some(e) = c.index.get(pos).filter(|_| pos < hi) else {
+            *self = Find::Start;
             return Ready(Ok(Found::No));
-        }
-        self.stage = FindStage::AwaitHeader;
-        let hl = c.lay.header_len();
-        c.read(Area::Active, off(c, self.pos), hl)
+        };
+        *self = Find::AwaitCandidate { pos, hi };
+        let len = (c.lay.body_offset + kl).min(c.free.saturating_sub(e.offset));
+        c.read(Area::Active, e.offset, len)
     }
 }

@@ -1,7 +1,7 @@
 //! Formatting an unmounted region: erasing both area heads and writing the first master record.
 
 use super::api::*;
-use super::append::*;
+use super::master::WriteMaster;
 use super::shared::*;
 use crate::format::Layout;
 use core::task::Poll::Ready;
@@ -38,8 +38,7 @@ impl Format {
                 let first = if c.mounted { 1 - c.active } else { 1 };
                 c.mounted = false;
                 self.st = FState::AwaitErase { first, step: 0, off: 0 };
-                let addr = first as u32 * lay.area_size;
-                return c.request(Request::Erase { addr, len: es }, 0, 0);
+                return c.erase(Area::Number(first), 0);
             }
             FState::AwaitErase { first, step, off } => {
                 ev.result(IoKind::Erase)?;
@@ -51,27 +50,19 @@ impl Format {
                 if step < 2 {
                     self.st = FState::AwaitErase { first, step, off };
                     let area = if step == 0 { first } else { 1 - first };
-                    let addr = area as u32 * lay.area_size + off;
-                    return c.request(Request::Erase { addr, len: es }, 0, 0);
+                    return c.erase(Area::Number(area), off);
                 }
-                c.active = 0;
                 c.index.clear();
                 c.reserved_len = None;
-                c.live_bytes = 0;
                 c.lay = Layout::with_format(c.geo.program_size, lay.area_size, c.opts.record_format);
-                self.st = FState::Master(WriteMaster::new(Area::Active));
+                self.st = FState::Master(WriteMaster::new(Area::Number(0), 1));
                 return self.poll(c, Ev::Start);
             }
             FState::Master(w) => {
-                ready!(w.poll(c, 1, ev));
+                ready!(w.poll(c, ev));
             }
         }
-        c.version = 1;
-        c.free = lay.first_record();
-        c.erased_until = limit;
-        c.standby_clean = limit;
-        c.torn_tail = false;
-        c.mounted = true;
+        c.formatted(limit);
         Ready(Ok(MountInfo {
             active_area: 0,
             version: 1,

@@ -35,7 +35,9 @@ mod compact;
 mod erase;
 mod find;
 mod format_region;
+mod lookup;
 mod maintain;
+mod master;
 mod mount;
 mod read_record;
 mod reserved;
@@ -43,60 +45,40 @@ mod shared;
 mod write;
 
 pub use api::{
-    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, Step, StoreInfo, StoreOptions,
+    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, StoreInfo, StoreOptions,
+    Task,
 };
 
-use self::append::*;
-use self::compact::*;
-use self::find::*;
-use self::format_region::*;
-use self::maintain::*;
-use self::mount::*;
-use self::read_record::*;
-use self::reserved::*;
+use self::append::Feed;
+use self::compact::{Compact, Skip};
+use self::format_region::Format;
+use self::lookup::{Deliver, Get, Next};
+use self::maintain::Maintain;
+use self::mount::Mount;
+use self::reserved::SetReserved;
 use self::shared::*;
-use self::write::*;
-use crate::format::{self, align_up, KeyError, Layout, DELETE_FLAG, MAX_KEY_LEN, RESERVED_LEN, USER_FLAGS};
+use self::write::{Staged, Write, WriteKind, Written};
+use crate::format::{self, align_up, KeyError, Layout, MAX_KEY_LEN, RESERVED_LEN, USER_FLAGS};
 use crate::geometry::{Geometry, GeometryError};
 use crate::index::{Index, IndexEntry};
 use ::core::task::Poll::{Pending, Ready};
 
-/// The rest of an open incremental set between operations.
-#[derive(Clone, Copy, Debug)]
-struct Incremental {
-    append: Append,
-    found: Found,
-}
-
+/// The procedure of the operation in flight.
 enum Machine {
     Mount(Mount),
     Format(Format),
     /// Format of a mounted store: an empty generation, committed atomically.
     Reformat(Compact),
-    Get {
-        find: Find,
-        read: Option<ReadRecord>,
-        out_len: u32,
-        info_only: bool,
-    },
+    Get(Get),
+    Next(Next),
+    Deliver(Deliver),
     Write(Write),
+    /// Feeding (and perhaps committing) the open incremental set.
     IncData(Feed),
-    Next {
-        pos: usize,
-        out_len: u32,
-        waiting: Option<u32>,
-    },
     ReservedSet(SetReserved),
-    /// Hands the `copied` bytes at `work[at..]` to the output, then reports.
-    Deliver {
-        at: usize,
-        copied: u32,
-        outcome: Outcome,
-        waiting: bool,
-    },
-    Reset(Compact),
+    /// Reset and compaction.
     Compact(Compact),
-    Maintain(Maint),
+    Maintain(Maintain),
 }
 
 // ------------------------------------------------------------------------------------------
@@ -106,7 +88,10 @@ enum Machine {
 pub struct Store<'w> {
     core: Core<'w>,
     machine: Option<Machine>,
-    inc: Option<Incremental>,
+    inc: Option<Staged>,
+    /// Length of the work buffer while it is lent out ([`Store::lend`]): nothing runs until
+    /// it is back.
+    lent: Option<usize>,
 }
 
 impl<'w> Store<'w> {
@@ -116,7 +101,7 @@ impl<'w> Store<'w> {
         // for them.
         let p = match geometry.program_size {
             0 => 1,
-            p if p > Geometry::MAX_PROGRAM_SIZE => Geometry::MAX_PROGRAM_SIZE,
+            p if p > crate::geometry::MAX_PROGRAM_SIZE => crate::geometry::MAX_PROGRAM_SIZE,
             p => p,
         };
         let hs = align_up(format::HEADER_LEN, p);
@@ -134,7 +119,7 @@ impl<'w> Store<'w> {
         work: &'w mut [u8],
         index: &'w mut [IndexEntry],
     ) -> Result<Store<'w>, GeometryError> {
-        geometry.validate()?;
+        crate::geometry::check_geometry(&geometry)?;
         if work.len() < Self::min_work_len(&geometry) {
             return Err(GeometryError::WorkBufferTooSmall);
         }
@@ -171,6 +156,7 @@ impl<'w> Store<'w> {
             },
             machine: None,
             inc: None,
+            lent: None,
         })
     }
 
@@ -211,12 +197,12 @@ impl<'w> Store<'w> {
     }
 
     /// The bytes of the pending request: the destination of a read or fill, the source of a
-    /// program or delivery. Empty when nothing is pending.
+    /// program or delivery. Empty when nothing is pending or the buffer is lent out.
     pub fn io_buf(&mut self) -> &mut [u8] {
         let c = &mut self.core;
-        match c.pending {
-            Some(_) => &mut c.work[c.io_at..c.io_at + c.io_len],
-            None => &mut [],
+        match (c.pending, self.lent) {
+            (Some(_), None) => c.work.get_mut(c.io_at..c.io_at + c.io_len).unwrap_or_default(),
+            _ => &mut [],
         }
     }
 
@@ -225,10 +211,63 @@ impl<'w> Store<'w> {
         self.core.pending
     }
 
+    /// Lends the whole work buffer to the driver of a pending flash read or program, so it
+    /// needs no buffer of its own: `(buffer, at, len)`, where `buffer[at..at + len]` is where
+    /// the read lands or what the program writes. `None` for other requests, or if it is
+    /// already lent. The buffer comes back with [`Store::give_back`] before [`Store::resume`];
+    /// until then the store starts and resumes nothing (`Error::Busy`, `Error::Internal`).
+    pub fn lend(&mut self) -> Option<(&'w mut [u8], usize, usize)> {
+        let c = &mut self.core;
+        if self.lent.is_some() || !matches!(c.pending, Some(Request::Read { .. } | Request::Program { .. })) {
+            return None;
+        }
+        let work = ::core::mem::take(&mut c.work);
+        self.lent = Some(work.len());
+        Some((work, c.io_at, c.io_len))
+    }
+
+    /// Takes back the buffer [`Store::lend`] lent. `Err(buffer)` if none is lent or this is
+    /// not the one (its length differs): the driver keeps it, and the store keeps waiting.
+    pub fn give_back(&mut self, buffer: &'w mut [u8]) -> Result<(), &'w mut [u8]> {
+        match self.lent {
+            Some(len) if buffer.len() == len => {
+                self.core.work = buffer;
+                self.lent = None;
+                Ok(())
+            }
+            _ => Err(buffer),
+        }
+    }
+
+    /// Whether the work buffer is lent out ([`Store::lend`]).
+    pub fn is_lent(&self) -> bool {
+        self.lent.is_some()
+    }
+
+    /// Whether background work is due ([`Op::Maintain`] would do something): a torn tail to
+    /// compact, the standby area or the next sector to erase, an early compaction. False
+    /// while unmounted or while an operation is in flight.
+    pub fn maintenance_due(&self) -> bool {
+        self.core.mounted && self.machine.is_none() && maintain::due(&self.core)
+    }
+
+    /// What the operation in flight is, so a driver can route its completion without
+    /// remembering what it started.
+    pub fn task(&self) -> Option<Task> {
+        self.machine.as_ref().map(|m| match m {
+            Machine::Mount(_) => Task::Mount,
+            Machine::Format(_) | Machine::Reformat(_) => Task::Format,
+            Machine::Get(_) | Machine::Next(_) | Machine::Deliver(_) => Task::Read,
+            Machine::Write(_) | Machine::IncData(_) | Machine::ReservedSet(_) => Task::Write,
+            Machine::Compact(_) => Task::Compact,
+            Machine::Maintain(_) => Task::Maintain,
+        })
+    }
+
     /// Starts an operation. Refusals (bad input, busy, not mounted) come back at once as
     /// `Step::Done(Err(..))` and leave any operation in flight untouched.
     pub fn start(&mut self, op: Op<'_>) -> Step {
-        if self.machine.is_some() {
+        if self.machine.is_some() || self.lent.is_some() {
             return Step::Done(Err(Error::Busy));
         }
         self.core.prog = None;
@@ -245,7 +284,14 @@ impl<'w> Store<'w> {
     /// Continues the operation with the result of its pending request.
     pub fn resume(&mut self, result: Result<(), IoError>) -> Step {
         if self.machine.is_none() || self.core.pending.is_none() {
-            return Step::Done(Err(Error::Busy));
+            return Step::Done(Err(Error::Internal));
+        }
+        if self.lent.is_some() {
+            // The driver still holds the buffer the request's data is in: nothing can go on.
+            self.machine = None;
+            self.core.pending = None;
+            self.core.mounted = false;
+            return Step::Done(Err(Error::Internal));
         }
         self.core.pending = None;
         if self.core.prog.is_some() {
@@ -269,39 +315,32 @@ impl<'w> Store<'w> {
 
     fn set_key(&mut self, key: &[u8]) -> Result<(), Error> {
         format::validate_key(key).map_err(Error::InvalidKey)?;
-        self.core.key[..key.len()].copy_from_slice(key);
-        self.core.key_len = key.len();
+        self.core.set_key(key);
         Ok(())
     }
 
+    /// Checks an operation against the store's state and builds its procedure.
     fn begin(&mut self, op: Op<'_>) -> Result<Machine, Error> {
-        let mutating =
-            !matches!(op, Op::Get { .. } | Op::GetInfo { .. } | Op::Next { .. } | Op::ReservedGet { .. });
-        let incremental_op =
+        let reads =
+            matches!(op, Op::Get { .. } | Op::GetInfo { .. } | Op::Next { .. } | Op::ReservedGet { .. });
+        let continues_incremental =
             matches!(op, Op::SetData { .. } | Op::SetFinalize | Op::SetAbort | Op::Mount | Op::Format { .. });
-        if self.inc.is_some() && mutating && !incremental_op {
-            return Err(Error::Busy);
-        }
-        if self.inc.is_some() && !mutating {
-            // Reads would reuse the work buffer that holds the staged bytes.
+        // Reads would reuse the work buffer that holds the staged bytes; other writes would too.
+        if self.inc.is_some() && (reads || !continues_incremental) {
             return Err(Error::Busy);
         }
         if !self.core.mounted && !matches!(op, Op::Mount | Op::Format { .. }) {
             return Err(Error::NotMounted);
         }
-        let c = &mut self.core;
         Ok(match op {
             Op::Mount => {
                 self.inc = None;
-                c.mounted = false;
-                c.index.clear();
-                c.live_bytes = 0;
-                c.reserved_len = None;
-                c.torn_tail = false;
+                self.core.unmount();
                 Machine::Mount(Mount::new())
             }
             Op::Format { full } => {
                 self.inc = None;
+                let c = &mut self.core;
                 if c.mounted {
                     // Erasing the live area's head is not atomic (a torn erase leaves part of
                     // the store): write an empty generation into the standby area instead.
@@ -315,37 +354,24 @@ impl<'w> Store<'w> {
             }
             Op::Get { key, out_len } => {
                 self.set_key(key)?;
-                Machine::Get { find: Find::new(), read: None, out_len, info_only: false }
+                Machine::Get(Get::new(out_len, false))
             }
             Op::GetInfo { key } => {
                 self.set_key(key)?;
-                Machine::Get { find: Find::new(), read: None, out_len: 0, info_only: true }
+                Machine::Get(Get::new(0, true))
             }
-            Op::Set { key, len, flags } | Op::SetStart { key, len, flags } => {
-                if flags & !USER_FLAGS != 0 {
-                    return Err(Error::InvalidFlags);
-                }
-                self.set_key(key)?;
-                let c = &self.core;
-                if c.lay.record_size(key.len() as u32, len).is_none_or(|s| s > c.lay.capacity()) {
-                    return Err(Error::ValueTooLarge);
-                }
-                Machine::Write(Write::new(flags, len, matches!(op, Op::Set { .. })))
-            }
+            Op::Set { key, len, flags, when } => self.begin_write(WriteKind::Set(when), key, len, flags)?,
+            Op::SetStart { key, len, flags } => self.begin_write(WriteKind::Start, key, len, flags)?,
             Op::Remove { key } => {
                 self.set_key(key)?;
-                Machine::Write(Write::new(DELETE_FLAG, 0, true))
+                Machine::Write(Write::new(WriteKind::Remove, 0, 0))
             }
             Op::SetData { len } => {
-                if self.inc.is_none() {
-                    return Err(Error::SizeMismatch);
-                }
+                self.inc.as_ref().ok_or(Error::SizeMismatch)?;
                 Machine::IncData(Feed::new(len, false))
             }
             Op::SetFinalize => {
-                if self.inc.is_none() {
-                    return Err(Error::SizeMismatch);
-                }
+                self.inc.as_ref().ok_or(Error::SizeMismatch)?;
                 Machine::IncData(Feed::new(0, true))
             }
             Op::SetAbort => {
@@ -354,15 +380,15 @@ impl<'w> Store<'w> {
                         self.core.torn_tail = true;
                     }
                 }
-                return Ok(Machine::Deliver { at: 0, copied: 0, outcome: Outcome::Done, waiting: false });
+                Machine::Deliver(Deliver::new(0, 0, Outcome::Done))
             }
-            Op::Reset => Machine::Reset(Compact::new(Skip::All)),
+            Op::Reset => Machine::Compact(Compact::new(Skip::All)),
             Op::Next { prefix, cursor, out_len } => {
                 if prefix.len() > MAX_KEY_LEN {
                     return Err(Error::InvalidKey(KeyError::TooLong));
                 }
-                c.key[..prefix.len()].copy_from_slice(prefix);
-                c.key_len = prefix.len();
+                let c = &mut self.core;
+                c.set_key(prefix);
                 let mut pos = cursor.pos as usize;
                 if let Some(h) = cursor.last_hash {
                     // Re-anchor if the index shifted under the cursor since the last call.
@@ -371,26 +397,39 @@ impl<'w> Store<'w> {
                         pos = e.partition_point(|x| x.hash >= h);
                     }
                 }
-                Machine::Next { pos, out_len, waiting: None }
+                Machine::Next(Next::new(pos, out_len))
             }
             Op::ReservedSet { len } => {
-                if c.reserved_len.is_some() {
+                if self.core.reserved_len.is_some() {
                     return Err(Error::WriteProtected);
                 }
                 if len as usize > RESERVED_LEN {
                     return Err(Error::ValueTooLarge);
                 }
-                Machine::ReservedSet(SetReserved { len, st: RsState::Start })
+                Machine::ReservedSet(SetReserved::new(len))
             }
             Op::ReservedGet { out_len } => {
+                let c = &mut self.core;
                 let n = c.reserved_len.ok_or(Error::NotFound)? as usize;
                 c.work[..n].copy_from_slice(&c.reserved[..n]);
                 let (len, copied) = (n as u32, (n as u32).min(out_len));
-                Machine::Deliver { at: 0, copied, outcome: Outcome::Reserved { len, copied }, waiting: false }
+                Machine::Deliver(Deliver::new(0, copied, Outcome::Reserved { len, copied }))
             }
-            Op::Maintain => Machine::Maintain(Maint::Choose),
+            Op::Maintain => Machine::Maintain(Maintain::Choose),
             Op::Compact => Machine::Compact(Compact::new(Skip::None)),
         })
+    }
+
+    fn begin_write(&mut self, kind: WriteKind, key: &[u8], len: u32, flags: u32) -> Result<Machine, Error> {
+        if flags & !USER_FLAGS != 0 {
+            return Err(Error::InvalidFlags);
+        }
+        self.set_key(key)?;
+        let lay = self.core.lay;
+        if lay.record_size(key.len() as u32, len).is_none_or(|s| s > lay.capacity()) {
+            return Err(Error::ValueTooLarge);
+        }
+        Ok(Machine::Write(Write::new(kind, flags, len)))
     }
 
     fn run(&mut self, ev: Ev) -> Step {
@@ -409,11 +448,12 @@ impl<'w> Store<'w> {
                     self.machine = Some(m);
                     Step::Io(req)
                 }
-                None => Step::Done(Err(Error::Busy)),
+                // Every procedure that returns Pending has made a request.
+                None => Step::Done(Err(Error::Internal)),
             },
             Ready(r) => {
                 self.core.pending = None;
-                if let Err(Error::Io(_, IoError::PowerLost)) = r {
+                if let Err(Error::Io(_, IoError::PowerLost) | Error::Internal) = r {
                     self.core.mounted = false;
                 }
                 Step::Done(r)
@@ -421,154 +461,70 @@ impl<'w> Store<'w> {
         }
     }
 
-    fn poll_machine(&mut self, m: &mut Machine, mut ev: Ev) -> Poll<Outcome> {
+    /// Polls the procedure in flight.
+    fn poll_machine(&mut self, m: &mut Machine, ev: Ev) -> Poll<Outcome> {
         let c = &mut self.core;
+        let done = |()| Outcome::Done;
         match m {
-            Machine::Mount(mo) => mo.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
-            Machine::Format(f) => f.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
+            Machine::Mount(p) => p.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
+            Machine::Format(p) => p.poll(c, ev).map(|r| r.map(Outcome::Mounted)),
             Machine::Reformat(k) => {
                 ready!(k.poll(c, ev));
-                Ready(Ok(Outcome::Mounted(MountInfo {
-                    active_area: c.active,
-                    version: c.version,
-                    keys: 0,
-                    free_offset: c.free,
-                    formatted: true,
-                    torn_tail: false,
-                })))
+                Ready(Ok(Outcome::Mounted(c.mount_info(true))))
             }
-            Machine::Get { find, read, out_len, info_only } => loop {
-                if let Some(rr) = read {
-                    let (h, _) = ready!(rr.poll(c, ev));
-                    let copied = h.data_len.min(*out_len);
-                    return Ready(Ok(Outcome::Value { size: h.data_len, flags: h.flags, copied }));
-                }
-                match ready!(find.poll(c, ev)) {
-                    Found::No => return Ready(Err(Error::NotFound)),
-                    Found::Yes { header, .. } if *info_only => {
-                        return Ready(Ok(Outcome::Info { size: header.data_len, flags: header.flags }))
-                    }
-                    Found::Yes { pos, .. } => {
-                        let off = c.index.get(pos).map_or(0, |e| e.offset);
-                        *read = Some(ReadRecord::new(Area::Active, off, ReadMode::Get { out_len: *out_len }));
-                        ev = Ev::Start;
-                    }
+            Machine::Get(p) => p.poll(c, ev),
+            Machine::Next(p) => p.poll(c, ev),
+            Machine::Deliver(p) => p.poll(c, ev),
+            Machine::Write(w) => match ready!(w.poll(c, ev)) {
+                Written::Committed => Ready(Ok(Outcome::Done)),
+                Written::Staged(staged) => {
+                    self.inc = Some(staged);
+                    Ready(Ok(Outcome::Done))
                 }
             },
-            Machine::Write(w) => {
-                let r = ready!(w.poll(c, ev));
-                if !w.oneshot {
-                    if let Some(append) = w.append {
-                        self.inc = Some(Incremental { append, found: w.found });
-                    }
+            Machine::IncData(feed) => self.poll_incremental(feed, ev),
+            Machine::ReservedSet(p) => p.poll(c, ev).map(|r| r.map(done)),
+            Machine::Compact(k) => k.poll(c, ev).map(|r| r.map(done)),
+            Machine::Maintain(p) => p.poll(c, ev),
+        }
+    }
+
+    /// Feeds the open incremental set; on its finalize, commits it. A failed or oversize
+    /// incremental set is abandoned, as Mbed's is.
+    fn poll_incremental(&mut self, feed: &mut Feed, ev: Ev) -> Poll<Outcome> {
+        let c = &mut self.core;
+        let Some(inc) = self.inc.as_mut() else {
+            return Ready(Err(Error::Internal));
+        };
+        match ready_or(feed.poll(c, &mut inc.append, ev)) {
+            None => Pending,
+            Some(Err(e)) => {
+                if inc.append.programmed {
+                    c.torn_tail = true;
                 }
-                Ready(Ok(r))
+                self.inc = None;
+                Ready(Err(e))
             }
-            Machine::IncData(feed) => {
-                let Some(inc) = self.inc.as_mut() else {
-                    return Ready(Err(Error::SizeMismatch));
-                };
-                match feed.poll(c, &mut inc.append, ev) {
-                    Pending => Pending,
-                    Ready(Err(e)) => {
-                        // A failed or oversize incremental set is abandoned, like Mbed's.
-                        if inc.append.programmed {
-                            c.torn_tail = true;
-                        }
-                        self.inc = None;
-                        Ready(Err(e))
-                    }
-                    Ready(Ok(())) => {
-                        if feed.finalize {
-                            let i = *inc;
-                            self.inc = None;
-                            // `commit` hashes the key buffer, which still holds this set's
-                            // key: every operation that would reuse it (reads, other writes) is
-                            // refused while an incremental set is open.
-                            commit(c, &i.append, i.found);
-                        }
-                        Ready(Ok(Outcome::Done))
-                    }
+            Some(Ok(())) => {
+                if feed.finalize {
+                    // The key buffer still holds this set's key: every operation that would
+                    // reuse it is refused while an incremental set is open.
+                    let staged = self.inc.take().ok_or(Error::Internal)?;
+                    staged.commit(c)?;
                 }
-            }
-            // `waiting`: Some(0) for a header read, Some(key length) for a key read. Keys are
-            // read by their own length, never past the record.
-            Machine::Next { pos, out_len, waiting } => {
-                match waiting.take() {
-                    Some(0) => {
-                        ev.result(IoKind::Read)?;
-                        let entry = c.index.get(*pos);
-                        let hl = c.lay.header_len();
-                        match (entry.and_then(|e| c.lay.parse_header(c.got(e.offset, hl))), entry) {
-                            (Some(h), Some(e)) if h.key_len as usize >= c.key_len => {
-                                *waiting = Some(h.key_len as u32);
-                                return c.read(Area::Active, e.offset + c.lay.body_offset, h.key_len as u32);
-                            }
-                            _ => *pos += 1,
-                        }
-                    }
-                    Some(kl) => {
-                        ev.result(IoKind::Read)?;
-                        let entry = c.index.get(*pos);
-                        let hash = entry.map(|e| e.hash);
-                        *pos += 1;
-                        let at = entry.map_or(0, |e| e.offset) + c.lay.body_offset;
-                        let skew = c.skew(at);
-                        if c.got(at, kl).len() == kl as usize
-                            && c.got(at, kl).starts_with(&c.key[..c.key_len])
-                        {
-                            let copied = kl.min(*out_len);
-                            let next = Cursor { pos: *pos as u32, last_hash: hash };
-                            let outcome = Outcome::Key { len: kl, copied, next };
-                            *m = Machine::Deliver { at: skew, copied, outcome, waiting: false };
-                            return self.poll_machine(m, Ev::Start);
-                        }
-                    }
-                    None => {}
-                }
-                let Some(e) = c.index.get(*pos) else {
-                    return Ready(Ok(Outcome::End));
-                };
-                *waiting = Some(0);
-                let hl = c.lay.header_len();
-                c.read(Area::Active, e.offset, hl)
-            }
-            Machine::Deliver { at, copied, outcome, waiting } => {
-                if *waiting {
-                    ev.result(IoKind::Deliver)?;
-                } else if *copied > 0 {
-                    *waiting = true;
-                    return c.deliver(0, *at, *copied);
-                }
-                Ready(Ok(*outcome))
-            }
-            Machine::ReservedSet(rs) => {
-                ready!(rs.poll(c, ev));
                 Ready(Ok(Outcome::Done))
             }
-            Machine::Reset(k) | Machine::Compact(k) => {
-                ready!(k.poll(c, ev));
-                Ready(Ok(Outcome::Done))
-            }
-            Machine::Maintain(mt) => loop {
-                match mt {
-                    Maint::Choose => {
-                        let Some(next) = next_maintenance(c) else {
-                            return Ready(Ok(Outcome::Maintained { more: false }));
-                        };
-                        *mt = next;
-                        ev = Ev::Start;
-                    }
-                    Maint::Compact(k) => {
-                        ready!(k.poll(c, ev));
-                        return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
-                    }
-                    Maint::Standby(e) | Maint::Ahead(e) => {
-                        ready!(e.poll(c, ev));
-                        return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
-                    }
-                }
-            },
         }
     }
 }
+
+/// `Pending` as `None`.
+fn ready_or<T>(p: Poll<T>) -> Option<Result<T, Error>> {
+    match p {
+        Pending => None,
+        Ready(r) => Some(r),
+    }
+}
+
+#[cfg(test)]
+mod tests;

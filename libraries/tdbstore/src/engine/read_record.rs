@@ -19,104 +19,128 @@ pub(crate) enum ReadMode {
 
 /// Streams one record through the work buffer, checking its CRC.
 pub(crate) struct ReadRecord {
-    pub(crate) area: Area,
-    pub(crate) off: u32,
-    pub(crate) mode: ReadMode,
-    pub(crate) st: RrState,
-    pub(crate) header: Header,
-    pub(crate) size: u32,
-    pub(crate) crc: Crc32,
-    pub(crate) pos: u32,
-    pub(crate) end: u32,
-    pub(crate) delivered: u32,
+    area: Area,
+    off: u32,
+    mode: ReadMode,
+    st: RrState,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RrState {
+/// A record being streamed, once its header is known.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stream {
+    header: Header,
+    size: u32,
+    crc: Crc32,
+    /// Record offset of the next byte to read.
+    pos: u32,
+    end: u32,
+    delivered: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RrState {
     Start,
     AwaitHeader,
-    AwaitBody { len: u32 },
-    AwaitDeliver { len: u32 },
+    /// Read the next chunk of the body, or finish.
+    Next(Stream),
+    AwaitBody {
+        s: Stream,
+        len: u32,
+    },
+    AwaitDeliver {
+        s: Stream,
+        len: u32,
+    },
 }
 
 impl ReadRecord {
     pub(crate) fn new(area: Area, off: u32, mode: ReadMode) -> Self {
-        ReadRecord {
-            area,
-            off,
-            mode,
-            st: RrState::Start,
-            header: Header { flags: 0, key_len: 0, data_len: 0, crc: 0 },
-            size: 0,
-            crc: Crc32::new(),
-            pos: 0,
-            end: 0,
-            delivered: 0,
-        }
+        ReadRecord { area, off, mode, st: RrState::Start }
     }
 
-    pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<(Header, u32)> {
+    /// Continues a record whose header and key a lookup already read (and matched against
+    /// [`Core::key`]): the stream starts at the data, the CRC already covering the rest.
+    pub(crate) fn after_key(c: &Core, off: u32, header: Header, size: u32, mode: ReadMode) -> Self {
+        let mut crc = c.lay.crc_start(&header);
+        crc.update(c.key());
+        let pos = c.lay.body_offset + header.key_len as u32;
+        let end = pos + header.data_len;
+        let s = Stream { header, size, crc, pos, end, delivered: 0 };
+        ReadRecord { area: Area::Active, off, mode, st: RrState::Next(s) }
+    }
+
+    pub(crate) fn mode(&self) -> ReadMode {
+        self.mode
+    }
+
+    pub(crate) fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<(Header, u32)> {
         let hs = c.lay.body_offset;
-        match self.st {
-            RrState::Start => {
-                self.st = RrState::AwaitHeader;
-                return c.read(self.area, self.off, c.lay.header_len());
-            }
-            RrState::AwaitHeader => {
-                ev.result(IoKind::Read)?;
-                let h = c.lay.parse_header(c.got(self.off, c.lay.header_len())).ok_or(Error::Corrupt)?;
-                self.size = c.lay.record_extent(self.off, &h).ok_or(Error::Corrupt)?;
-                self.header = h;
-                self.crc = c.lay.crc_start(&h);
-                self.pos = hs;
-                self.end = hs + h.key_len as u32 + h.data_len;
-                if self.mode == ReadMode::Scan {
-                    c.key_len = h.key_len as usize;
+        loop {
+            match self.st {
+                RrState::Start => {
+                    self.st = RrState::AwaitHeader;
+                    return c.read(self.area, self.off, c.lay.header_len());
                 }
-            }
-            RrState::AwaitBody { len } => {
-                ev.result(IoKind::Read)?;
-                let skew = c.skew(self.off + self.pos);
-                let bytes = c.got(self.off + self.pos, len);
-                if bytes.len() != len as usize {
-                    return Ready(Err(Error::Corrupt));
+                RrState::AwaitHeader => {
+                    ev.result(IoKind::Read)?;
+                    let h = c.lay.parse_header(c.got(self.off, c.lay.header_len())).ok_or(Error::Corrupt)?;
+                    let size = c.lay.record_extent(self.off, &h).ok_or(Error::Corrupt)?;
+                    if self.mode == ReadMode::Scan {
+                        c.key_len = h.key_len as usize;
+                    }
+                    let end = hs + h.key_len as u32 + h.data_len;
+                    let crc = c.lay.crc_start(&h);
+                    self.st = RrState::Next(Stream { header: h, size, crc, pos: hs, end, delivered: 0 });
                 }
-                self.crc.update(bytes);
-                let key_end = hs + self.header.key_len as u32;
-                if self.mode == ReadMode::Scan && self.pos < key_end {
-                    let n = (key_end - self.pos).min(len) as usize;
-                    let k0 = (self.pos - hs) as usize;
-                    c.key[k0..k0 + n].copy_from_slice(&c.work[skew..skew + n]);
-                }
-                let start = self.pos;
-                self.pos += len;
-                if let ReadMode::Get { out_len } = self.mode {
-                    // Deliver the part of this chunk that is data and fits the output.
-                    let d0 = start.max(key_end);
-                    if d0 < self.pos && self.delivered < out_len {
-                        let n = (self.pos - d0).min(out_len - self.delivered);
-                        let at = skew + (d0 - start) as usize;
-                        self.st = RrState::AwaitDeliver { len: n };
-                        return c.deliver(self.delivered, at, n);
+                RrState::AwaitBody { mut s, len } => {
+                    ev.result(IoKind::Read)?;
+                    let skew = c.skew(self.off + s.pos);
+                    let bytes = c.got(self.off + s.pos, len);
+                    if bytes.len() != len as usize {
+                        return Ready(Err(Error::Corrupt));
+                    }
+                    s.crc.update(bytes);
+                    let key_end = hs + s.header.key_len as u32;
+                    if self.mode == ReadMode::Scan && s.pos < key_end {
+                        let n = (key_end - s.pos).min(len) as usize;
+                        let k0 = (s.pos - hs) as usize;
+                        c.key[k0..k0 + n].copy_from_slice(&c.work[skew..skew + n]);
+                    }
+                    let start = s.pos;
+                    s.pos += len;
+                    self.st = RrState::Next(s);
+                    if let ReadMode::Get { out_len } = self.mode {
+                        // Deliver the part of this chunk that is data and fits the output.
+                        let d0 = start.max(key_end);
+                        if d0 < s.pos && s.delivered < out_len {
+                            let n = (s.pos - d0).min(out_len - s.delivered);
+                            let at = skew + (d0 - start) as usize;
+                            self.st = RrState::AwaitDeliver { s, len: n };
+                            return c.deliver(s.delivered, at, n);
+                        }
                     }
                 }
+                RrState::AwaitDeliver { mut s, len } => {
+                    ev.result(IoKind::Deliver)?;
+                    s.delivered += len;
+                    self.st = RrState::Next(s);
+                }
+                RrState::Next(s) => {
+                    if s.pos >= s.end {
+                        return if s.crc.value() == s.header.crc {
+                            Ready(Ok((s.header, s.size)))
+                        } else {
+                            Ready(Err(Error::Corrupt))
+                        };
+                    }
+                    let len = (s.end - s.pos).min(c.chunk);
+                    self.st = RrState::AwaitBody { s, len };
+                    // The read covers whole read units; only the `len` record bytes in it reach
+                    // the CRC.
+                    return c.read(self.area, self.off + s.pos, len);
+                }
             }
-            RrState::AwaitDeliver { len } => {
-                ev.result(IoKind::Deliver)?;
-                self.delivered += len;
-            }
+            ev = Ev::Start;
         }
-        // Next chunk, or done.
-        if self.pos >= self.end {
-            return if self.crc.value() == self.header.crc {
-                Ready(Ok((self.header, self.size)))
-            } else {
-                Ready(Err(Error::Corrupt))
-            };
-        }
-        let len = (self.end - self.pos).min(c.chunk);
-        self.st = RrState::AwaitBody { len };
-        // The read covers whole read units; only the `len` record bytes in it reach the CRC.
-        c.read(self.area, self.off + self.pos, len)
     }
 }

@@ -29,6 +29,10 @@ pub(crate) enum RsState {
 }
 
 impl SetReserved {
+    pub(crate) fn new(len: u32) -> Self {
+        SetReserved { len, st: RsState::Start }
+    }
+
     pub(crate) fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<()> {
         let mro = c.lay.master_offset;
         let n = self.len as usize;

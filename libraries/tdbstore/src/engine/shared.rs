@@ -2,9 +2,10 @@
 //! one aligned read path and the program path that never programs a unit twice.
 
 use super::api::*;
-use crate::format::{align_up, Layout, MAX_KEY_LEN, RESERVED_LEN};
+use crate::format::{self, align_up, Header, Layout, MAX_KEY_LEN, RESERVED_LEN};
 use crate::geometry::Geometry;
 use crate::index::Index;
+use crate::index::IndexEntry;
 use core::task::Poll::Pending;
 
 pub(crate) type Poll<T> = ::core::task::Poll<Result<T, Error>>;
@@ -70,6 +71,25 @@ pub(crate) struct ProgramJob {
 pub(crate) enum Area {
     Active,
     Standby,
+    /// Area 0 or 1 by number, whichever is active (mount, before it knows).
+    Number(u8),
+}
+
+/// What a lookup found: the key's index position, the header and the extent of its live
+/// record, or nothing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Found {
+    Yes { pos: usize, header: Header, size: u32 },
+    No,
+}
+
+/// A record that has just become part of the log (appended, or met by mount's scan): its
+/// key is [`Core::key`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NewRecord {
+    pub(crate) offset: u32,
+    pub(crate) size: u32,
+    pub(crate) delete: bool,
 }
 
 impl<'w> Core<'w> {
@@ -77,6 +97,7 @@ impl<'w> Core<'w> {
         let a = match area {
             Area::Active => self.active,
             Area::Standby => 1 - self.active,
+            Area::Number(n) => n,
         };
         a as u32 * self.lay.area_size
     }
@@ -199,6 +220,144 @@ impl<'w> Core<'w> {
         match area {
             Area::Active => &mut self.erased_until,
             Area::Standby => &mut self.standby_clean,
+            Area::Number(_) => &mut self.erased_until,
         }
+    }
+
+    /// Whether the record just read whole at `off` still has the header it had (`header`) and
+    /// a CRC that holds.
+    pub(crate) fn record_checks_out(&self, off: u32, header: &Header, size: u32) -> bool {
+        let lay = self.lay;
+        let bytes = self.got(off, size);
+        let body = lay.body_offset as usize;
+        let end = body + header.key_len as usize + header.data_len as usize;
+        match (lay.parse_header(bytes), bytes.get(body..end)) {
+            (Some(h), Some(b)) if h == *header => {
+                let mut crc = lay.crc_start(&h);
+                crc.update(b);
+                crc.value() == h.crc
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies an operation's key in; the key the lookups and appends of this operation use.
+    pub(crate) fn set_key(&mut self, key: &[u8]) {
+        let n = key.len().min(MAX_KEY_LEN);
+        self.key[..n].copy_from_slice(&key[..n]);
+        self.key_len = n;
+    }
+
+    /// Applies a record that joined the log to the index and the live-byte count: a value
+    /// replaces the key's old record (`found`) or adds the key, a delete record drops it.
+    /// `IndexFull` only from mount (appends check capacity before they write).
+    pub(crate) fn apply_record(&mut self, found: Found, rec: NewRecord) -> Result<(), Error> {
+        match (found, rec.delete) {
+            (Found::Yes { pos, size: old, .. }, true) => {
+                self.index.remove(pos);
+                self.live_bytes = self.live_bytes.saturating_sub(old);
+            }
+            (Found::No, true) => {}
+            (Found::Yes { pos, size: old, .. }, false) => {
+                self.index.set_offset(pos, rec.offset);
+                self.live_bytes = self.live_bytes.saturating_sub(old) + rec.size;
+            }
+            (Found::No, false) => {
+                let hash = format::key_hash(self.key());
+                let (_, hi) = self.index.hash_range(hash);
+                if !self.index.insert(hi, IndexEntry { hash, offset: rec.offset }) {
+                    return Err(Error::IndexFull);
+                }
+                self.live_bytes += rec.size;
+            }
+        }
+        Ok(())
+    }
+
+    /// An append committed: the log now ends after it.
+    pub(crate) fn appended(&mut self, found: Found, rec: NewRecord) -> Result<(), Error> {
+        self.free = rec.offset + rec.size;
+        let r = self.apply_record(found, rec);
+        self.check();
+        r
+    }
+
+    /// Mount found the log's end at `end`; `clean` if the rest of its sector is blank (else a
+    /// torn write lies there and the next write compacts first).
+    pub(crate) fn found_log_end(&mut self, end: u32, clean: bool) {
+        let area = self.lay.area_size;
+        self.free = end;
+        self.torn_tail = !clean;
+        self.erased_until = if end >= area {
+            area
+        } else if clean {
+            self.sector_end(end).min(area)
+        } else {
+            end
+        };
+        self.standby_clean = 0;
+        self.mounted = true;
+        self.check();
+    }
+
+    /// A compaction committed (its master record is programmed): the standby area, holding
+    /// the live records up to `log_end`, is the store now; the old area is the dirty standby.
+    pub(crate) fn switch_area(&mut self, log_end: u32) {
+        self.active = 1 - self.active;
+        self.version = self.version.wrapping_add(1);
+        self.free = log_end;
+        self.erased_until = self.standby_clean.max(log_end);
+        self.standby_clean = 0;
+        self.torn_tail = false;
+        self.compactions = self.compactions.wrapping_add(1);
+        self.live_bytes = log_end - self.lay.first_record();
+        self.check();
+    }
+
+    /// A format committed: area 0 holds master version 1 and nothing else; both areas are
+    /// known erased up to `erased`.
+    pub(crate) fn formatted(&mut self, erased: u32) {
+        self.active = 0;
+        self.version = 1;
+        self.free = self.lay.first_record();
+        self.erased_until = erased;
+        self.standby_clean = erased;
+        self.torn_tail = false;
+        self.live_bytes = 0;
+        self.mounted = true;
+        self.check();
+    }
+
+    /// What a mount or format reports about the store now.
+    pub(crate) fn mount_info(&self, formatted: bool) -> MountInfo {
+        MountInfo {
+            active_area: self.active,
+            version: self.version,
+            keys: self.index.len() as u32,
+            free_offset: self.free,
+            formatted,
+            torn_tail: self.torn_tail,
+        }
+    }
+
+    /// Forgets the store's state before a mount rebuilds it.
+    pub(crate) fn unmount(&mut self) {
+        self.mounted = false;
+        self.index.clear();
+        self.live_bytes = 0;
+        self.reserved_len = None;
+        self.torn_tail = false;
+    }
+
+    /// The invariants of the store's position and erase state (debug builds): the log lies
+    /// in the area after the master record; beyond it, unless a torn tail is pending, the
+    /// area is erased up to `erased_until`; live records fit in the log.
+    pub(crate) fn check(&self) {
+        let area = self.lay.area_size;
+        debug_assert!(self.lay.first_record() <= self.free && self.free <= area, "log end outside the area");
+        debug_assert!(self.torn_tail || self.erased_until >= self.free, "erased watermark below the log end");
+        debug_assert!(self.erased_until <= area && self.standby_clean <= area, "watermark past the area end");
+        debug_assert!(self.live_bytes <= self.free - self.lay.first_record(), "more live bytes than log");
+        debug_assert!(self.index.len() <= self.index.capacity(), "index over capacity");
     }
 }

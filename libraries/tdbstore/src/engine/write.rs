@@ -1,157 +1,168 @@
 //! Set, remove and incremental-set start: look the key up, check, make room, append.
 
 use super::api::*;
-use super::append::*;
-use super::compact::*;
-use super::erase::*;
-use super::find::*;
+use super::append::{Append, Feed};
+use super::compact::{Compact, Skip};
+use super::erase::EnsureErased;
+use super::find::Find;
 use super::shared::*;
 use crate::format::{self, DELETE_FLAG};
-use crate::index::IndexEntry;
 use core::task::Poll::{Pending, Ready};
+
+/// What a write does once its checks pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// Append the value and commit it, if the condition holds.
+    Set(SetWhen),
+    /// Append a delete record (or compact the key away) and commit.
+    Remove,
+    /// Stage the record of an incremental set and stop: its value comes by
+    /// [`Op::SetData`], its commit by [`Op::SetFinalize`].
+    Start,
+}
 
 /// A set, remove, or incremental-set start: find, check, make room, then append.
 pub(crate) struct Write {
-    pub(crate) flags: u32,
-    pub(crate) len: u32,
-    /// True for a one-shot set or remove (feed the input and commit); false for
-    /// [`Op::SetStart`], which stops once the record is staged.
-    pub(crate) oneshot: bool,
-    pub(crate) st: WState,
-    pub(crate) compacted: bool,
-    pub(crate) found: Found,
-    pub(crate) size: u32,
-    pub(crate) append: Option<Append>,
+    kind: WriteKind,
+    flags: u32,
+    len: u32,
+    st: WState,
 }
 
-pub(crate) enum WState {
-    Find(Find),
+enum WState {
+    /// Looking the key up; `compacted` once this write has compacted.
+    Find {
+        find: Find,
+        compacted: bool,
+    },
     Compact(Compact),
-    Room(EnsureErased),
-    Feed(Feed),
+    /// Making `[free, free + size)` erased.
+    Room {
+        found: Found,
+        size: u32,
+        e: EnsureErased,
+    },
+    /// Feeding the value and committing.
+    Feed {
+        found: Found,
+        append: Append,
+        feed: Feed,
+    },
+}
+
+/// How a write ended.
+pub(crate) enum Written {
+    /// The record is committed (or the key compacted away).
+    Committed,
+    /// An incremental set is staged.
+    Staged(Staged),
+}
+
+/// The rest of an open incremental set between operations.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Staged {
+    pub(crate) append: Append,
+    pub(crate) found: Found,
+}
+
+impl Staged {
+    /// Commits the fed record: the index and the log end take it.
+    pub(crate) fn commit(&self, c: &mut Core) -> Result<(), Error> {
+        commit(c, &self.append, self.found)
+    }
 }
 
 impl Write {
-    pub(crate) fn new(flags: u32, len: u32, oneshot: bool) -> Self {
-        Write {
-            flags,
-            len,
-            oneshot,
-            st: WState::Find(Find::new()),
-            compacted: false,
-            found: Found::No,
-            size: 0,
-            append: None,
-        }
+    pub(crate) fn new(kind: WriteKind, flags: u32, len: u32) -> Self {
+        let flags = if kind == WriteKind::Remove { DELETE_FLAG } else { flags };
+        let len = if kind == WriteKind::Remove { 0 } else { len };
+        Write { kind, flags, len, st: WState::Find { find: Find::new(), compacted: false } }
     }
 
-    pub(crate) fn is_delete(&self) -> bool {
-        self.flags & DELETE_FLAG != 0
-    }
-
-    pub(crate) fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<Outcome> {
+    pub(crate) fn poll(&mut self, c: &mut Core, mut ev: Ev) -> Poll<Written> {
         loop {
             match &mut self.st {
-                WState::Find(f) => {
-                    let found = ready!(f.poll(c, ev));
-                    self.found = found;
-                    let kl = c.key_len as u32;
-                    let size = c.lay.record_size(kl, self.len).ok_or(Error::ValueTooLarge)?;
-                    match found {
-                        Found::Yes { header, .. } if header.flags & format::WRITE_ONCE != 0 => {
-                            return Ready(Err(Error::WriteProtected))
-                        }
-                        Found::No if self.is_delete() => return Ready(Err(Error::NotFound)),
-                        Found::No if c.index.len() >= c.index.capacity() => {
-                            return Ready(Err(Error::IndexFull))
-                        }
-                        _ => {}
-                    }
+                WState::Find { find, compacted } => {
+                    let compacted = *compacted;
+                    let found = ready!(find.poll(c, ev));
+                    let size = c.lay.record_size(c.key_len as u32, self.len).ok_or(Error::ValueTooLarge)?;
+                    self.check(c, found)?;
                     // Never past the log limit: in Mbed format a record must not end at the
                     // area end, or Mbed would not read it (B2); compact first, as Mbed does.
                     let limit = c.lay.log_limit() as u64;
                     let fits = c.free as u64 + size as u64 <= limit;
-                    if c.torn_tail || !fits {
-                        if self.compacted {
+                    if !c.torn_tail && fits {
+                        let e = EnsureErased::new(Area::Active, c.room_for(c.free + size));
+                        self.st = WState::Room { found, size, e };
+                    } else if compacted {
+                        return Ready(Err(Error::Full));
+                    } else if let (WriteKind::Remove, Found::Yes { pos, .. }) = (self.kind, found) {
+                        // Compacting without the key removes it atomically: no tombstone.
+                        self.st = WState::Compact(Compact::new(Skip::One(pos)));
+                    } else {
+                        let need = c.lay.first_record() as u64 + c.live_bytes as u64 + size as u64;
+                        if need > limit {
                             return Ready(Err(Error::Full));
                         }
-                        self.compacted = true;
-                        if let (true, Found::Yes { pos, .. }) = (self.is_delete(), found) {
-                            // Compacting without the key removes it atomically: no tombstone.
-                            self.st = WState::Compact(Compact::new(Skip::One(pos)));
-                        } else {
-                            let need = c.lay.first_record() as u64 + c.live_bytes as u64 + size as u64;
-                            if need > limit {
-                                return Ready(Err(Error::Full));
-                            }
-                            self.st = WState::Compact(Compact::new(Skip::None));
-                        }
-                    } else {
-                        self.size = size;
-                        self.st = WState::Room(EnsureErased::new(Area::Active, c.room_for(c.free + size)));
+                        self.st = WState::Compact(Compact::new(Skip::None));
                     }
                 }
                 WState::Compact(k) => {
                     ready!(k.poll(c, ev));
-                    if let Skip::One(pos) = k.skip {
-                        // The compaction already left the record behind and recounted live bytes.
+                    if let Some(pos) = k.skipped() {
+                        // The compaction left the record behind and recounted live bytes.
                         c.index.remove(pos);
-                        return Ready(Ok(Outcome::Done));
+                        return Ready(Ok(Written::Committed));
                     }
                     // Positions may have moved if compaction dropped a corrupt record.
-                    self.st = WState::Find(Find::new());
+                    self.st = WState::Find { find: Find::new(), compacted: true };
                 }
-                WState::Room(e) => {
+                WState::Room { found, size, e } => {
+                    let (found, size) = (*found, *size);
                     ready!(e.poll(c, ev));
                     // Staged only now: the erase check above reads through the work buffer.
-                    self.append = Some(Append::begin(c, self.flags, self.len, self.size));
-                    if !self.oneshot {
-                        return Ready(Ok(Outcome::Done));
+                    let append = Append::begin(c, self.flags, self.len, size);
+                    if self.kind == WriteKind::Start {
+                        return Ready(Ok(Written::Staged(Staged { append, found })));
                     }
-                    let input = self.len;
-                    self.st = WState::Feed(Feed::new(if self.is_delete() { 0 } else { input }, true));
+                    self.st = WState::Feed { found, append, feed: Feed::new(self.len, true) };
                 }
-                WState::Feed(f) => {
-                    let a = self.append.as_mut().ok_or(Error::NotMounted)?;
-                    let r = f.poll(c, a, ev);
-                    match r {
-                        Pending => return Pending,
-                        Ready(Err(e)) => {
-                            if a.programmed {
-                                c.torn_tail = true;
-                            }
-                            return Ready(Err(e));
+                WState::Feed { found, append, feed } => match feed.poll(c, append, ev) {
+                    Pending => return Pending,
+                    Ready(Err(e)) => {
+                        if append.programmed {
+                            c.torn_tail = true;
                         }
-                        Ready(Ok(())) => {
-                            let a = *a;
-                            commit(c, &a, self.found);
-                            return Ready(Ok(Outcome::Done));
-                        }
+                        return Ready(Err(e));
                     }
-                }
+                    Ready(Ok(())) => {
+                        commit(c, append, *found)?;
+                        return Ready(Ok(Written::Committed));
+                    }
+                },
             }
             ev = Ev::Start;
+        }
+    }
+
+    /// The checks the lookup decides: write-once keys, the set's condition, a remove of a
+    /// missing key, room in the index for a new key.
+    fn check(&self, c: &Core, found: Found) -> Result<(), Error> {
+        match (found, self.kind) {
+            (Found::Yes { header, .. }, _) if header.flags & format::WRITE_ONCE != 0 => {
+                Err(Error::WriteProtected)
+            }
+            (Found::Yes { .. }, WriteKind::Set(SetWhen::Absent)) => Err(Error::Exists),
+            (Found::No, WriteKind::Set(SetWhen::Present) | WriteKind::Remove) => Err(Error::NotFound),
+            (Found::No, _) if c.index.len() >= c.index.capacity() => Err(Error::IndexFull),
+            _ => Ok(()),
         }
     }
 }
 
 /// Applies a committed append to the index and the log end.
-pub(crate) fn commit(c: &mut Core, a: &Append, found: Found) {
-    let hash = format::key_hash(c.key());
-    c.free = a.base + a.size;
-    match found {
-        Found::Yes { pos, size, .. } if a.header.is_delete() => {
-            c.index.remove(pos);
-            c.live_bytes = c.live_bytes.saturating_sub(size);
-        }
-        Found::Yes { pos, size, .. } => {
-            c.index.set_offset(pos, a.base);
-            c.live_bytes = c.live_bytes.saturating_sub(size) + a.size;
-        }
-        Found::No => {
-            let (_, hi) = c.index.hash_range(hash);
-            c.index.insert(hi, IndexEntry { hash, offset: a.base });
-            c.live_bytes += a.size;
-        }
-    }
+fn commit(c: &mut Core, a: &Append, found: Found) -> Result<(), Error> {
+    let rec = NewRecord { offset: a.base, size: a.size, delete: a.header.is_delete() };
+    // The write checked the index had room before it wrote anything.
+    c.appended(found, rec).map_err(|_| Error::Internal)
 }

@@ -84,7 +84,7 @@ pub fn strict(flash: FlashSim) -> FlashSim {
 }
 
 pub fn blank(g: &Geometry) -> FlashSim {
-    strict(FlashSim::new(sim::sim_geometry(g)))
+    strict(FlashSim::new(*g))
 }
 
 /// Logical contents: key -> (flags, value).
