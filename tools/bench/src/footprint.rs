@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::thousands;
+use crate::numbers::thousands;
 
 /// Flash bytes of code and constants, by the owner of each symbol.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

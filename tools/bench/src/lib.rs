@@ -11,6 +11,7 @@
 pub mod baseline;
 pub mod flash;
 pub mod footprint;
+pub mod numbers;
 pub mod ops;
 pub mod plot;
 pub mod report;
@@ -19,9 +20,10 @@ pub mod workload;
 
 use serde::Serialize;
 
-use report::{MountRow, Report, Row, StoreNote};
+use report::{Report, StoreNote};
 use stores::{Backend, EkvBackend, EngineBackend, SsBackend, TickvBackend};
 use workload::Workload;
+use workload::{MountRow, Row};
 
 /// The stores (rows) of the benchmark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -247,7 +249,7 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&str)) -> Report {
             "simulated STM32H7 (flash-sim Portenta geometry): {} bytes = {} sectors of {} KiB, {}-byte \
              program-once words with ECC, 100 us per word program, 1.1 s per sector erase, 1 ns per byte \
              read",
-            report::thousands(u64::from(flash::SIZE)),
+            numbers::thousands(u64::from(flash::SIZE)),
             flash::SECTORS,
             flash::SECTOR / 1024,
             flash::WORD

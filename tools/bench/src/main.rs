@@ -182,7 +182,7 @@ fn main() -> ExitCode {
         let title = format!(
             "{}: erases per sector after `stats` ({} updates{})",
             r.store.id(),
-            tdbstore_bench::report::thousands(cfg.updates),
+            tdbstore_bench::numbers::thousands(cfg.updates),
             if r.failures > 0 { "; the run had errors" } else { "" }
         );
         if let Err(e) = plot::erase_chart(&p, &title, &r.erases_per_sector) {

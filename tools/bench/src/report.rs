@@ -1,4 +1,4 @@
-//! Results: one [`Row`] per store and workload, one [`MountRow`] per store, rendered as
+//! Results: the workloads' rows ([`Row`], [`MountRow`]) and everything else measured, rendered as
 //! Markdown (stdout and `results.md`) and JSON (`results.json`).
 //!
 //! Everything in a report is a function of the code and the seeds except `host_cpu_s` (the
@@ -9,168 +9,10 @@ use serde::Serialize;
 use crate::baseline::{Baseline, Before};
 use crate::flash;
 use crate::footprint::Footprint;
+use crate::numbers::thousands;
 use crate::ops::{OpRow, OpsConfigNote, OpsSetup};
-use crate::stores::Ram;
-use crate::workload::Workload;
+use crate::workload::{MountRow, Row, Workload};
 use crate::StoreId;
-
-/// One store on one workload.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    /// Store.
-    pub store: StoreId,
-    /// Workload.
-    pub workload: Workload,
-    /// Updates asked for.
-    pub updates: u64,
-    /// Workload operations attempted (stats: get/increment/set cycles; mixed: sets, the 200
-    /// first writes included).
-    pub ops: u64,
-    /// Operations that completed without any error.
-    pub ops_completed: u64,
-    /// Sets that succeeded.
-    pub sets_ok: u64,
-    /// Errors seen (an operation can have more than one).
-    pub failures: u64,
-    /// The first error, with the operation number.
-    pub first_failure: Option<String>,
-    /// Every key read back with an acceptable value after a reboot.
-    pub correct_after_remount: bool,
-    /// Keys checked after the reboot.
-    pub keys_checked: usize,
-    /// Keys that read back correctly.
-    pub keys_correct: usize,
-    /// What the reboot check found.
-    pub remount: String,
-    /// Key + value bytes of every set attempted.
-    pub user_bytes: u64,
-    /// Bytes of flash words programmed.
-    pub bytes_programmed: u64,
-    /// `bytes_programmed / user_bytes`.
-    pub write_amplification: f64,
-    /// Sector erases.
-    pub erases_total: u64,
-    /// Erases of the most-erased sector.
-    pub erases_max: u64,
-    /// Max over mean erases per sector (1 = perfectly even wear).
-    pub erases_max_over_mean: f64,
-    /// Erases of each sector.
-    pub erases_per_sector: Vec<u32>,
-    /// Bytes read from flash per operation (during the workload).
-    pub bytes_read_per_op: f64,
-    /// Flash requests (read, program and erase calls that reached the flash) per operation
-    /// (during the workload).
-    pub requests_per_op: f64,
-    /// Bytes read by the reboot's mount plus first get.
-    pub mount_bytes_read: Option<u64>,
-    /// Simulated time of the reboot's mount plus first get, ms.
-    pub mount_ms: Option<f64>,
-    /// RAM per key, bytes.
-    pub ram_per_key: f64,
-    /// RAM independent of the key count, bytes.
-    pub ram_fixed: u64,
-    /// Simulated set latency, median, ms.
-    pub set_p50_ms: f64,
-    /// 99th percentile, ms.
-    pub set_p99_ms: f64,
-    /// Maximum, ms.
-    pub set_max_ms: f64,
-    /// Simulated device time of the whole workload, s.
-    pub sim_time_s: f64,
-    /// Wall-clock time of this row's run on the host, s (the only non-deterministic field).
-    pub host_cpu_s: f64,
-    /// Program-once violations (each makes a flash word ECC-bad).
-    pub ecc_violations: u64,
-    /// Updates until the most-erased sector reaches 10,000 erases (linear extrapolation).
-    pub lifetime_updates: Option<f64>,
-    /// Updates of the run the projection comes from.
-    pub lifetime_basis: u64,
-    /// Erases of the most-erased sector in that run.
-    pub lifetime_erases_max: u64,
-    /// The physical limit: every flash word programmed once per erase cycle, for updates of
-    /// this workload's size in whole words.
-    pub physical_limit_updates: f64,
-    /// `lifetime_updates / physical_limit_updates`.
-    pub lifetime_share: Option<f64>,
-}
-
-impl Row {
-    /// An empty row.
-    pub fn new(store: StoreId, workload: Workload, updates: u64, ram: Ram) -> Row {
-        Row {
-            store,
-            workload,
-            updates,
-            ops: 0,
-            ops_completed: 0,
-            sets_ok: 0,
-            failures: 0,
-            first_failure: None,
-            correct_after_remount: false,
-            keys_checked: 0,
-            keys_correct: 0,
-            remount: String::new(),
-            user_bytes: 0,
-            bytes_programmed: 0,
-            write_amplification: 0.0,
-            erases_total: 0,
-            erases_max: 0,
-            erases_max_over_mean: 0.0,
-            erases_per_sector: Vec::new(),
-            bytes_read_per_op: 0.0,
-            requests_per_op: 0.0,
-            mount_bytes_read: None,
-            mount_ms: None,
-            ram_per_key: ram.per_key,
-            ram_fixed: ram.fixed,
-            set_p50_ms: 0.0,
-            set_p99_ms: 0.0,
-            set_max_ms: 0.0,
-            sim_time_s: 0.0,
-            host_cpu_s: 0.0,
-            ecc_violations: 0,
-            lifetime_updates: None,
-            lifetime_basis: 0,
-            lifetime_erases_max: 0,
-            physical_limit_updates: 0.0,
-            lifetime_share: None,
-        }
-    }
-
-    /// Fills the flash-counter columns from the device's stats at the end of the workload.
-    pub fn set_fill(&mut self, st: &flash_sim::Stats) {
-        self.bytes_programmed = st.bytes_programmed;
-        self.write_amplification =
-            if self.user_bytes > 0 { st.bytes_programmed as f64 / self.user_bytes as f64 } else { 0.0 };
-        self.erases_per_sector = st.erases_per_sector.clone();
-        self.erases_total = st.erases_per_sector.iter().map(|&e| u64::from(e)).sum();
-        self.erases_max = st.erases_per_sector.iter().copied().max().unwrap_or(0).into();
-        let mean = self.erases_total as f64 / st.erases_per_sector.len().max(1) as f64;
-        self.erases_max_over_mean = if mean > 0.0 { self.erases_max as f64 / mean } else { 0.0 };
-        self.ecc_violations = st.double_programs;
-    }
-}
-
-/// Mount cost of one store.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct MountRow {
-    /// Store.
-    pub store: StoreId,
-    /// Keys written first.
-    pub keys: usize,
-    /// Overwrites after them.
-    pub overwrites: u64,
-    /// Errors during the fill.
-    pub fill_failures: u64,
-    /// Bytes read by mount plus the first get.
-    pub bytes_read: u64,
-    /// Their simulated time, ms.
-    pub sim_ms: f64,
-    /// Keys that then read back correctly.
-    pub keys_correct: usize,
-    /// The first problem, if any.
-    pub problem: Option<String>,
-}
 
 /// Notes on one store: its configuration and how it was driven.
 #[derive(Clone, Debug, Serialize)]
@@ -216,19 +58,6 @@ pub struct Report {
 
 fn fmt_opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "—".into())
-}
-
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn millions(x: f64) -> String {

@@ -183,7 +183,7 @@ fn before_figures_are_shown_beside_this_run_or_reported_missing() {
     assert!(md.contains("### Before and after the engine restructure"), "{md}");
     assert!(md.contains("commit `0123456`"), "{md}");
     for r in &report.ops {
-        let p50 = tdbstore_bench::report::thousands(r.requests_p50);
+        let p50 = tdbstore_bench::numbers::thousands(r.requests_p50);
         let row = format!("| {} | {} | {p50} → {p50} |", r.config, r.op.name());
         assert!(md.contains(&row), "{row} missing:\n{md}");
     }
