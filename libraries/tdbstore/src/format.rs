@@ -49,6 +49,10 @@ use crate::crc::Crc32;
 
 /// Record magic (`83 66 68 54` on flash).
 pub const MAGIC: u32 = 0x5468_6683;
+/// Bytes at the start of every record that hold its magic (Mbed's 4-byte magic; the compact
+/// header's 2-byte magic lies within them). A record counts as written only once these are
+/// programmed, so they are programmed last.
+pub const MAGIC_SPAN: u32 = 4;
 /// Header size field value and the unpadded header length.
 pub const HEADER_LEN: u32 = 24;
 /// Record revision field value.

@@ -25,7 +25,7 @@ impl ProgramHead {
     pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<()> {
         match *self {
             ProgramHead::Start { area, off, at, span } => {
-                let magic_span = align_up(4, c.geo.program_size).min(span);
+                let magic_span = align_up(crate::format::MAGIC_SPAN, c.geo.program_size).min(span);
                 if magic_span < span {
                     *self = ProgramHead::AwaitRest { area, off, at, magic_span };
                     return c.program(area, off + magic_span, at + magic_span as usize, span - magic_span);

@@ -106,9 +106,10 @@ impl<'w> Store<'w> {
         };
         let hs = align_up(format::HEADER_LEN, p);
         let need = align_up(hs + MAX_KEY_LEN as u32 + 1, p);
-        let mro = align_up(72, p);
+        // Or the reserved area, which is built in the work buffer whole.
+        let reserved = align_up(format::RESERVED_AREA_LEN, p);
         // Plus a hold area for a record's head while its tail is programmed.
-        ((if need > mro { need } else { mro }) + hs) as usize
+        ((if need > reserved { need } else { reserved }) + hs) as usize
     }
 
     /// A store over `geometry`, unmounted. `work` must hold [`Store::min_work_len`] bytes (more
