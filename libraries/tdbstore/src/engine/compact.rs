@@ -93,7 +93,7 @@ impl Compact {
         let r = self.step(c, ev);
         if let Ready(Err(_)) = r {
             // Index offsets may point into the standby area now: rebuild from flash.
-            c.mounted = false;
+            c.needs_mount();
         }
         r
     }

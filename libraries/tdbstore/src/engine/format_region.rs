@@ -36,7 +36,7 @@ impl Format {
         match &mut self.st {
             FState::Start => {
                 let first = if c.mounted { 1 - c.active } else { 1 };
-                c.mounted = false;
+                c.needs_mount();
                 self.st = FState::AwaitErase { first, step: 0, off: 0 };
                 return c.erase(Area::Number(first), 0);
             }

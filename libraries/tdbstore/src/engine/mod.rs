@@ -291,13 +291,13 @@ impl<'w> Store<'w> {
             // The driver still holds the buffer the request's data is in: nothing can go on.
             self.machine = None;
             self.core.pending = None;
-            self.core.mounted = false;
+            self.core.needs_mount();
             return Step::Done(Err(Error::Internal));
         }
         self.core.pending = None;
         if self.core.prog.is_some() {
             if result.is_ok() && self.core.next_run() {
-                return self.core.pending.map_or(Step::Done(Err(Error::Busy)), Step::Io);
+                return self.core.pending.map_or(Step::Done(Err(Error::Internal)), Step::Io);
             }
             self.core.prog = None;
         }
@@ -309,8 +309,8 @@ impl<'w> Store<'w> {
     pub fn cancel(&mut self) {
         if self.machine.take().is_some() {
             self.core.pending = None;
-            self.core.torn_tail = true;
-            self.core.mounted = false;
+            self.core.abandoned_append(true);
+            self.core.needs_mount();
         }
     }
 
@@ -377,9 +377,7 @@ impl<'w> Store<'w> {
             }
             Op::SetAbort => {
                 if let Some(i) = self.inc.take() {
-                    if i.append.programmed {
-                        self.core.torn_tail = true;
-                    }
+                    self.core.abandoned_append(i.append.programmed);
                 }
                 Machine::Deliver(Deliver::new(0, 0, Outcome::Done))
             }
@@ -455,7 +453,7 @@ impl<'w> Store<'w> {
             Ready(r) => {
                 self.core.pending = None;
                 if let Err(Error::Io(_, IoError::PowerLost) | Error::Internal) = r {
-                    self.core.mounted = false;
+                    self.core.needs_mount();
                 }
                 Step::Done(r)
             }
@@ -500,9 +498,7 @@ impl<'w> Store<'w> {
         match ready_or(feed.poll(c, &mut inc.append, ev)) {
             None => Pending,
             Some(Err(e)) => {
-                if inc.append.programmed {
-                    c.torn_tail = true;
-                }
+                c.abandoned_append(inc.append.programmed);
                 self.inc = None;
                 Ready(Err(e))
             }

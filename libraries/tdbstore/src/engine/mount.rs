@@ -7,7 +7,7 @@ use super::find::Find;
 use super::format_region::Format;
 use super::read_record::{ReadMode, ReadRecord};
 use super::shared::*;
-use crate::format::{self, Header, Layout, MasterSlot, RecordFormat, MASTER_KEY, RESERVED_AREA_LEN};
+use crate::format::{self, Header, MasterSlot, RecordFormat, MASTER_KEY, RESERVED_AREA_LEN};
 use core::task::Poll::{Pending, Ready};
 
 /// Mounts the region. The active area is the one whose master record is valid (the later
@@ -62,9 +62,7 @@ impl Mount {
                     match choose([first, slot], c.opts.format_if_blank)? {
                         None => *self = Mount::Format(Format::new(false)),
                         Some((active, version, format)) => {
-                            c.active = active;
-                            c.version = version;
-                            c.lay = Layout::with_format(c.geo.program_size, lay.area_size, format);
+                            c.chose_area(active, version, format);
                             *self = Mount::AwaitReserved;
                             return c.read(Area::Active, 0, RESERVED_AREA_LEN);
                         }
@@ -104,7 +102,7 @@ impl Mount {
                             Ready(Ok((_, size))) if c.key() == MASTER_KEY => *self = scan(off + size),
                             Ready(Ok((header, size))) => {
                                 // Lookups read no further than the log validated so far.
-                                c.free = off + size;
+                                c.scanned_to(off + size);
                                 *self = Mount::Apply { off, header, size, find: Find::new() };
                             }
                             Ready(Err(Error::Io(_, IoError::PowerLost))) => {

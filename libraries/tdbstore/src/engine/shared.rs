@@ -2,7 +2,7 @@
 //! one aligned read path and the program path that never programs a unit twice.
 
 use super::api::*;
-use crate::format::{self, align_up, Header, Layout, MAX_KEY_LEN, RESERVED_LEN};
+use crate::format::{self, align_up, Header, Layout, RecordFormat, MAX_KEY_LEN, RESERVED_LEN};
 use crate::geometry::Geometry;
 use crate::index::Index;
 use crate::index::IndexEntry;
@@ -338,6 +338,35 @@ impl<'w> Core<'w> {
             formatted,
             torn_tail: self.torn_tail,
         }
+    }
+
+    /// Mount chose `active` (master record `version`, records in `format`) and will scan its
+    /// log from the first record.
+    pub(crate) fn chose_area(&mut self, active: u8, version: u16, format: RecordFormat) {
+        self.active = active;
+        self.version = version;
+        self.lay = Layout::with_format(self.geo.program_size, self.lay.area_size, format);
+        self.free = self.lay.first_record();
+    }
+
+    /// Mount's scan validated the log up to `end`: lookups may read that far.
+    pub(crate) fn scanned_to(&mut self, end: u32) {
+        debug_assert!(end >= self.free && end <= self.lay.area_size, "scan went backwards or out");
+        self.free = end;
+    }
+
+    /// An append ended early. If part of its record was programmed, that tail is torn: the
+    /// next write compacts it away first (a unit is never programmed twice).
+    pub(crate) fn abandoned_append(&mut self, programmed: bool) {
+        if programmed {
+            self.torn_tail = true;
+        }
+    }
+
+    /// The RAM state no longer matches flash (a failed compaction or format, a lost power,
+    /// an internal error): the next operation must mount again.
+    pub(crate) fn needs_mount(&mut self) {
+        self.mounted = false;
     }
 
     /// Forgets the store's state before a mount rebuilds it.

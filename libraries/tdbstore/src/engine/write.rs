@@ -130,9 +130,7 @@ impl Write {
                 WState::Feed { found, append, feed } => match feed.poll(c, append, ev) {
                     Pending => return Pending,
                     Ready(Err(e)) => {
-                        if append.programmed {
-                            c.torn_tail = true;
-                        }
+                        c.abandoned_append(append.programmed);
                         return Ready(Err(e));
                     }
                     Ready(Ok(())) => {
