@@ -150,12 +150,14 @@ pub enum Access {
 /// |---|---|---|---|
 /// | `NotFound` | `NOSUPPORT` | `NOSUPPORT` | no such key (HIL: "key could not be found") |
 /// | `WriteProtected` | `NOSUPPORT` | `NOSUPPORT` | a write-once key: no permission to change it |
+/// | `Exists` | — | `NOSUPPORT` | `add` of a key that is there (the engine's `SetWhen::Absent`) |
 /// | `Full`, `IndexFull` | `NOMEM` | `NOMEM` | no room in the area or the RAM index, even after compaction |
 /// | `InvalidKey(TooLong)` | `INVAL` | `SIZE` | HIL: set-type calls say `SIZE` for a key too long; for `get`, `SIZE` means "value truncated", so a bad key there is `INVAL` |
 /// | `ValueTooLarge` | `INVAL` | `SIZE` | a value that can never fit in an area (HIL: `SIZE`) |
 /// | other `InvalidKey`, `InvalidFlags` | `INVAL` | `INVAL` | not expected: every key is mapped to a valid one first ([`tdbstore::app_key`]) |
 /// | `Busy` | `BUSY` | `BUSY` | the engine is running something else (not expected: the capsule serializes) |
 /// | `Foreign`, `NotMounted`, `Corrupt`, `SizeMismatch`, `Io(..)` | `FAIL` | `FAIL` | region unusable, a damaged record, or a flash error |
+/// | `Internal` | `FAIL` | `FAIL` | a driver broke the HIL's contract (a callback for another request, a buffer not the one lent), or an engine bug; the engine mounts again before the next operation |
 ///
 /// A key with no stored form never reaches the engine: writes are refused with `SIZE` at
 /// the call, lookups complete with `NOSUPPORT` (see the module docs, *Keys*).

@@ -256,6 +256,8 @@ fn the_error_mapping_table() {
         (Error::Corrupt, ErrorCode::FAIL, ErrorCode::FAIL),
         (Error::SizeMismatch, ErrorCode::FAIL, ErrorCode::FAIL),
         (Error::Io(IoKind::Read, IoError::Ecc), ErrorCode::FAIL, ErrorCode::FAIL),
+        (Error::Exists, ErrorCode::NOSUPPORT, ErrorCode::NOSUPPORT),
+        (Error::Internal, ErrorCode::FAIL, ErrorCode::FAIL),
     ];
     for (e, lookup, write) in cases {
         assert_eq!((error_code(e, Lookup), error_code(e, Write)), (lookup, write), "{e:?}");
