@@ -631,7 +631,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     /// The engine finished `task` with `r`.
     fn finished(&self, task: Task, r: Result<Outcome, Error>, in_call: bool) {
         // A failed compaction leaves the engine unmounted: the next operation mounts again.
-        if self.state.get() == MountState::Mounted && !self.store.map_or(false, |s| s.info().mounted) {
+        if self.state.get() == MountState::Mounted && !self.store.map_or(false, |s| s.is_mounted()) {
             self.state.set(MountState::Unmounted);
         }
         match task {

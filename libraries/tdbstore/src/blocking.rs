@@ -243,7 +243,7 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
 
     /// Reads the reserved data into `out`; returns its length.
     pub fn reserved_data_get(&mut self, out: &mut [u8]) -> Result<usize, Error> {
-        let out_len = out.len().min(64) as u32;
+        let out_len = out.len().min(crate::format::RESERVED_LEN) as u32;
         match self.run(Op::ReservedGet { out_len }, &[], out)? {
             Outcome::Reserved { len, .. } => Ok(len as usize),
             _ => Err(Error::Internal),

@@ -171,6 +171,12 @@ impl<'w> Store<'w> {
         self.machine.is_some()
     }
 
+    /// Whether the store is mounted (false after a failed compaction, a lost power or an
+    /// internal error: the next operation must be a mount).
+    pub fn is_mounted(&self) -> bool {
+        self.core.mounted
+    }
+
     /// Whether an incremental set is open.
     pub fn incremental_open(&self) -> bool {
         self.inc.is_some()
