@@ -81,6 +81,12 @@ test-host: setup-host
 	python3 tools/scripts/rust_toolchains.py check
 	cargo test --workspace --all-targets
 	cargo test --workspace --doc
+	@# The engine with each optional operation set alone (the capsule builds it with none).
+	@for f in "" incremental iteration reserved-data; do \
+		echo "cargo check -p tdbstore --no-default-features --features '$$f'"; \
+		RUSTFLAGS=-Dwarnings cargo check --quiet -p tdbstore --no-default-features --features "$$f" \
+			--target-dir target/feature-check || exit 1; \
+	done
 
 test-kernel:
 	@if [ ! -f boards/Cargo.toml ]; then echo "SKIPPED: kernel workspace not present yet"; exit 0; fi; \

@@ -84,9 +84,9 @@
 //! |---|---|---|
 //! | RAM index | `keys` x 8 | 256 keys: 2048 |
 //! | engine work buffer, lent to the flash driver for each read and program | `work` (at least `tdbstore::Store::min_work_len`: 192 with 32-byte program units) | 512 |
-//! | the capsule, engine state included | 756 on Cortex-M: 540 the engine, 128 the stored form of the key in flight (`size_of::<TdbStoreKv<F>>()`) | |
+//! | the capsule, engine state included | 684 on Cortex-M: 468 the engine, 128 the stored form of the key in flight (`size_of::<TdbStoreKv<F>>()`) | |
 //!
-//! About 3.3 KiB with the defaults. Upstream's layers add their own: `KVStorePermissions`
+//! About 3.2 KiB with the defaults. Upstream's layers add their own: `KVStorePermissions`
 //! a 9-byte header buffer; the syscall driver 64 + 512 bytes of key and value buffers.
 #![no_std]
 #![forbid(unsafe_code)]

@@ -309,7 +309,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             Err(e) => (MapCell::empty(), MountState::Unconfigured(e)),
         };
         if let MountState::Unconfigured(e) = state {
-            debug!("tdbstore: cannot use this flash region ({:?}); key-value operations will fail", e);
+            debug!("tdbstore: cannot use this flash region ({}); key-value operations will fail", e);
         }
         TdbStoreKv {
             flash,
@@ -390,7 +390,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     }
 
     fn maintenance_due(&self) -> bool {
-        self.state.get() == MountState::Mounted && self.store.map_or(false, |s| s.maintenance_due())
+        matches!(self.state.get(), MountState::Mounted) && self.store.map_or(false, |s| s.maintenance_due())
     }
 
     // ---------------------------------------------------------------------------------
@@ -434,7 +434,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         if self.engine_busy() || matches!(self.operation.get(), Some(Operation::Finished(..))) {
             return;
         }
-        let needs_mount = self.state.get() == MountState::Unmounted && self.operation.is_some();
+        let needs_mount = matches!(self.state.get(), MountState::Unmounted) && self.operation.is_some();
         if in_call && (self.admin.is_some() || needs_mount) {
             self.deferred_call.set();
             return;
@@ -631,7 +631,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     /// The engine finished `task` with `r`.
     fn finished(&self, task: Task, r: Result<Outcome, Error>, in_call: bool) {
         // A failed compaction leaves the engine unmounted: the next operation mounts again.
-        if self.state.get() == MountState::Mounted && !self.store.map_or(false, |s| s.is_mounted()) {
+        if matches!(self.state.get(), MountState::Mounted) && !self.store.map_or(false, |s| s.is_mounted()) {
             self.state.set(MountState::Unmounted);
         }
         match task {
@@ -671,7 +671,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                     Ok(_) => Error::Internal,
                 };
                 self.state.set(MountState::Failed(e));
-                if e == Error::Foreign {
+                if matches!(e, Error::Foreign) {
                     debug!(
                         "tdbstore: {} failed: the region holds no TDBStore and is not blank; left \
                          untouched. Key-value operations fail until the board formats it.",

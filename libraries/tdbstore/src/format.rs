@@ -122,6 +122,13 @@ impl RecordFormat {
     }
 }
 
+/// Copies as much of `src` as fits to the front of `dst`.
+fn copy_prefix(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
 /// Rounds `v` up to a multiple of `a` (`a` > 0).
 pub const fn align_up(v: u32, a: u32) -> u32 {
     v.div_ceil(a) * a
@@ -148,13 +155,31 @@ pub fn validate_key(key: &[u8]) -> Result<(), KeyError> {
     if key.len() > MAX_KEY_LEN {
         return Err(KeyError::TooLong);
     }
-    if let Some(&b) = key.iter().find(|b| FORBIDDEN_KEY_BYTES.contains(b)) {
+    if let Some(&b) = key.iter().find(|&&b| is_forbidden(b)) {
         return Err(KeyError::ForbiddenByte(b));
     }
     if key == MASTER_KEY {
         return Err(KeyError::Reserved);
     }
     Ok(())
+}
+
+/// [`FORBIDDEN_KEY_BYTES`] as a bit set over the bytes below 128 (all of them are): one
+/// lookup per key byte instead of a scan of the list.
+const FORBIDDEN_SET: [u32; 4] = {
+    let mut set = [0u32; 4];
+    let mut i = 0;
+    while i < FORBIDDEN_KEY_BYTES.len() {
+        let b = FORBIDDEN_KEY_BYTES[i];
+        assert!(b < 128);
+        set[(b >> 5) as usize] |= 1 << (b & 31);
+        i += 1;
+    }
+    set
+};
+
+fn is_forbidden(b: u8) -> bool {
+    b < 128 && FORBIDDEN_SET[(b >> 5) as usize] >> (b & 31) & 1 != 0
 }
 
 /// The hash that orders the RAM index: Mbed's CRC of the key bytes. Iteration walks keys in
@@ -192,24 +217,30 @@ impl Header {
         Some(Header { flags: u32_at(8), key_len, data_len: u32_at(16), crc: u32_at(20) })
     }
 
-    /// Encodes the header with `crc` into `out[..24]`.
+    /// The header's 24 bytes, with `crc`.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN as usize] {
+        // Built from whole arrays, not slice copies: at opt-level "z" each slice copy stays a
+        // bounds-checked call.
+        let [m0, m1, m2, m3] = MAGIC.to_le_bytes();
+        let [h0, h1] = (HEADER_LEN as u16).to_le_bytes();
+        let [r0, r1] = REVISION.to_le_bytes();
+        let [f0, f1, f2, f3] = self.flags.to_le_bytes();
+        let [k0, k1] = self.key_len.to_le_bytes();
+        let [d0, d1, d2, d3] = self.data_len.to_le_bytes();
+        let [c0, c1, c2, c3] = self.crc.to_le_bytes();
+        // Bytes 14 and 15 are reserved, zero.
+        [m0, m1, m2, m3, h0, h1, r0, r1, f0, f1, f2, f3, k0, k1, 0, 0, d0, d1, d2, d3, c0, c1, c2, c3]
+    }
+
+    /// Encodes the header with `crc` into the first 24 bytes of `out` (as many as it has).
     pub fn encode(&self, out: &mut [u8]) {
-        out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-        out[4..6].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        out[6..8].copy_from_slice(&REVISION.to_le_bytes());
-        out[8..12].copy_from_slice(&self.flags.to_le_bytes());
-        out[12..14].copy_from_slice(&self.key_len.to_le_bytes());
-        out[14..16].copy_from_slice(&0u16.to_le_bytes());
-        out[16..20].copy_from_slice(&self.data_len.to_le_bytes());
-        out[20..24].copy_from_slice(&self.crc.to_le_bytes());
+        copy_prefix(out, &self.to_bytes());
     }
 
     /// A CRC primed with the 20 header bytes the record CRC covers (everything but `crc`).
     pub fn crc_start(&self) -> Crc32 {
-        let mut b = [0u8; 24];
-        self.encode(&mut b);
         let mut c = Crc32::new();
-        c.update(&b[..20]);
+        c.update(&self.to_bytes()[..20]);
         c
     }
 
@@ -298,32 +329,48 @@ impl Layout {
         }
     }
 
-    /// Encodes a record header in this format into `out[..header_len]`.
-    pub fn encode_header(&self, h: &Header, out: &mut [u8]) {
+    /// A record header in this format: its first [`Layout::header_len`] bytes.
+    pub fn header_bytes(&self, h: &Header) -> [u8; HEADER_LEN as usize] {
         match self.format {
-            RecordFormat::Mbed => h.encode(out),
+            RecordFormat::Mbed => h.to_bytes(),
             RecordFormat::Compact => {
-                out[0..2].copy_from_slice(&COMPACT_MAGIC.to_le_bytes());
-                out[2] = (h.flags & 0x0F) as u8 | if h.is_delete() { 0x80 } else { 0 };
-                out[3] = h.key_len as u8;
-                out[4..8].copy_from_slice(&h.data_len.to_le_bytes());
-                out[8..12].copy_from_slice(&h.crc.to_le_bytes());
+                let [m0, m1] = COMPACT_MAGIC.to_le_bytes();
+                let flags = (h.flags & 0x0F) as u8 | if h.is_delete() { 0x80 } else { 0 };
+                let [d0, d1, d2, d3] = h.data_len.to_le_bytes();
+                let [c0, c1, c2, c3] = h.crc.to_le_bytes();
+                let mut b = [0u8; HEADER_LEN as usize];
+                b[..COMPACT_HEADER_LEN as usize].copy_from_slice(&[
+                    m0,
+                    m1,
+                    flags,
+                    h.key_len as u8,
+                    d0,
+                    d1,
+                    d2,
+                    d3,
+                    c0,
+                    c1,
+                    c2,
+                    c3,
+                ]);
+                b
             }
         }
     }
 
-    /// A CRC primed with the header bytes the record CRC covers.
+    /// Encodes a record header in this format into the first [`Layout::header_len`] bytes of
+    /// `out` (as many as it has).
+    pub fn encode_header(&self, h: &Header, out: &mut [u8]) {
+        let b = self.header_bytes(h);
+        copy_prefix(out, &b[..self.header_len() as usize]);
+    }
+
+    /// A CRC primed with the header bytes the record CRC covers (all but the CRC itself,
+    /// which is the last field in both formats).
     pub fn crc_start(&self, h: &Header) -> Crc32 {
-        match self.format {
-            RecordFormat::Mbed => h.crc_start(),
-            RecordFormat::Compact => {
-                let mut b = [0u8; 12];
-                self.encode_header(h, &mut b);
-                let mut c = Crc32::new();
-                c.update(&b[..8]);
-                c
-            }
-        }
+        let mut c = Crc32::new();
+        c.update(&self.header_bytes(h)[..self.header_len() as usize - 4]);
+        c
     }
 
     /// Offset of the first data record.
@@ -502,6 +549,13 @@ mod tests {
         b[12] = 128;
         assert_eq!(Header::parse(&b), None);
         assert_eq!(Header::parse(&b[..23]), None);
+    }
+
+    #[test]
+    fn the_forbidden_byte_set_is_the_list() {
+        for b in 0..=255u8 {
+            assert_eq!(is_forbidden(b), FORBIDDEN_KEY_BYTES.contains(&b), "byte {b:#04x}");
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@
 
 Flash: the bytes of code and constant symbols by owner (llvm-nm, demangled; `<X as Trait>::f`
 belongs to X's crate), the same rule as `make -C boards/portenta_h7 size`: `capsules_tdbstore`
-(capsule and syscall driver), `tdbstore` (the engine), `stm32h7::flash` (the FLASH driver, for
-scale); plus the kernel's flash and RAM totals from llvm-size.
+but its `kv_syscall` module (the store capsule), `capsules_tdbstore::kv_syscall` (the syscall
+driver), `tdbstore` (the engine), `stm32h7::flash` (the FLASH driver, for scale); plus the
+kernel's flash and RAM totals from llvm-size.
 
 RAM: the board's statics (each `static_buf!` is a `static BUF: (MaybeUninit<T>, bool)`), found
 in the debug info with llvm-dwarfdump: every static allocated at the same line as a
@@ -72,7 +73,7 @@ def kernel_totals(size_tool, elf):
 
 
 def flash_by_owner(nm_tool, elf):
-    out = {"capsule": 0, "engine": 0, "flash_driver": 0, "symbols": 0}
+    out = {"capsule": 0, "syscall_driver": 0, "engine": 0, "flash_driver": 0, "symbols": 0}
     text = run([nm_tool, "--print-size", "--size-sort", "--radix=d", "--demangle", elf])
     for line in text.splitlines():
         f = line.split(None, 3)
@@ -80,7 +81,9 @@ def flash_by_owner(nm_tool, elf):
             continue
         size, owner = int(f[1]), f[3].lstrip("<&* ")
         out["symbols"] += size
-        if owner.startswith("capsules_tdbstore::"):
+        if owner.startswith("capsules_tdbstore::kv_syscall::"):
+            out["syscall_driver"] += size
+        elif owner.startswith("capsules_tdbstore::"):
             out["capsule"] += size
         elif owner.startswith("tdbstore::"):
             out["engine"] += size

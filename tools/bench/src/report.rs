@@ -492,6 +492,8 @@ impl Report {
                 fl.map(|x| x.engine),
                 fl.map(|x| x.capsule),
                 fl.map(|x| x.engine + x.capsule),
+                fl.map(|x| x.syscall_driver),
+                fl.map(|x| x.engine + x.capsule + x.syscall_driver),
                 ram.and_then(Footprint::capsule_ram),
                 ram.map(|f| f.layer_ram("tdbstore_kv")),
                 ram.map(|f| f.layer_ram("kv_syscall")),
@@ -503,8 +505,10 @@ impl Report {
         };
         let labels = [
             "flash: engine (`tdbstore`)",
-            "flash: capsule (`capsules_tdbstore`)",
-            "**flash: engine + capsule**",
+            "flash: store capsule (`TdbStoreKv`, its component)",
+            "**flash: engine + store capsule** (budget 16,384)",
+            "flash: KV syscall driver (`capsules_tdbstore::kv_syscall`)",
+            "flash: engine + store capsule + syscall driver",
             "**RAM: capsule statics** (`TdbStoreKv` + `KvSyscallDriver` with their buffers)",
             "RAM: `TdbStoreKv` with the index and buffers its component allocates",
             "RAM: `KvSyscallDriver` with its key and value buffers",

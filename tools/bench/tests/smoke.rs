@@ -159,7 +159,8 @@ fn before_figures_are_shown_beside_this_run_or_reported_missing() {
     let footprint: Footprint = serde_json::from_str(
         r#"{"board": "portenta_h7", "target": "thumbv7em-none-eabi", "unavailable": null,
             "kernel": {"flash": 1000, "ram": 500},
-            "flash": {"capsule": 10, "engine": 20, "flash_driver": 5, "symbols": 900}, "ram": null}"#,
+            "flash": {"capsule": 10, "syscall_driver": 3, "engine": 20, "flash_driver": 5, "symbols": 900},
+            "ram": null}"#,
     )
     .expect("JSON");
     let b = Baseline {
@@ -188,7 +189,8 @@ fn before_figures_are_shown_beside_this_run_or_reported_missing() {
         assert!(md.contains(&row), "{row} missing:\n{md}");
     }
     assert!(!md.contains("**The set-ups differ**"), "{md}");
-    assert!(md.contains("| **flash: engine + capsule** | 30 | not measured |"), "{md}");
+    assert!(md.contains("| **flash: engine + store capsule** (budget 16,384) | 30 | not measured |"), "{md}");
+    assert!(md.contains("| flash: engine + store capsule + syscall driver | 33 | not measured |"), "{md}");
     let missing = Before::load(std::path::Path::new("/nonexistent/before.json"));
     assert!(matches!(missing, Before::Missing(ref why) if why.starts_with("/nonexistent/before.json: ")));
 }

@@ -201,7 +201,7 @@ impl Feed {
         a.header.crc = a.crc.value();
         let h = a.header;
         let lay = c.lay;
-        lay.encode_header(&h, &mut c.work[at..at + lay.header_len() as usize]);
+        lay.encode_header(&h, c.work.get_mut(at..).unwrap_or_default());
         self.st = FeedState::Head(ProgramHead::new(Area::Active, a.base, at, lay.head_span));
     }
 }

@@ -5,6 +5,7 @@ use super::api::*;
 use super::find::Find;
 use super::read_record::{ReadMode, ReadRecord};
 use super::shared::*;
+#[cfg(feature = "iteration")]
 use crate::format::MAX_KEY_LEN;
 use core::task::Poll::Ready;
 
@@ -60,12 +61,14 @@ impl Get {
 /// [`Op::Next`]: walks the index from `pos` to the next key starting with the prefix (in
 /// [`Core::key`]), one read per entry (its header and as much key as the record can hold),
 /// and delivers that key.
+#[cfg(feature = "iteration")]
 pub(crate) enum Next {
     Start { pos: usize, out_len: u32 },
     AwaitEntry { pos: usize, out_len: u32 },
     Deliver(Deliver),
 }
 
+#[cfg(feature = "iteration")]
 impl Next {
     pub(crate) fn new(pos: usize, out_len: u32) -> Self {
         Next::Start { pos, out_len }
@@ -103,6 +106,7 @@ impl Next {
 
 /// The key of the record just read at `off`, if it starts with the prefix: its length and
 /// where it lies in the work buffer.
+#[cfg(feature = "iteration")]
 fn matching_key(c: &Core, off: u32) -> Option<(u32, usize)> {
     let lay = c.lay;
     let h = lay.parse_header(c.got(off, lay.header_len()))?;
@@ -114,11 +118,13 @@ fn matching_key(c: &Core, off: u32) -> Option<(u32, usize)> {
 }
 
 /// Hands the `copied` bytes at `work[at..]` to the output, then reports `outcome`.
+#[cfg(any(feature = "incremental", feature = "iteration", feature = "reserved-data"))]
 pub(crate) enum Deliver {
     Start { at: usize, copied: u32, outcome: Outcome },
     Await { outcome: Outcome },
 }
 
+#[cfg(any(feature = "incremental", feature = "iteration", feature = "reserved-data"))]
 impl Deliver {
     pub(crate) fn new(at: usize, copied: u32, outcome: Outcome) -> Self {
         Deliver::Start { at, copied, outcome }

@@ -40,25 +40,37 @@ mod maintain;
 mod master;
 mod mount;
 mod read_record;
+#[cfg(feature = "reserved-data")]
 mod reserved;
 mod shared;
 mod write;
 
+#[cfg(feature = "iteration")]
+pub use api::Cursor;
 pub use api::{
-    Cursor, Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, StoreInfo, StoreOptions,
-    Task,
+    Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, StoreInfo, StoreOptions, Task,
 };
 
+#[cfg(feature = "incremental")]
 use self::append::Feed;
 use self::compact::{Compact, Skip};
 use self::format_region::Format;
-use self::lookup::{Deliver, Get, Next};
+#[cfg(any(feature = "incremental", feature = "reserved-data"))]
+use self::lookup::Deliver;
+use self::lookup::Get;
+#[cfg(feature = "iteration")]
+use self::lookup::Next;
 use self::maintain::Maintain;
 use self::mount::Mount;
+#[cfg(feature = "reserved-data")]
 use self::reserved::SetReserved;
 use self::shared::*;
-use self::write::{Staged, Write, WriteKind, Written};
-use crate::format::{self, align_up, KeyError, Layout, MAX_KEY_LEN, RESERVED_LEN, USER_FLAGS};
+#[cfg(feature = "incremental")]
+use self::write::Staged;
+use self::write::{Write, WriteKind, Written};
+#[cfg(feature = "iteration")]
+use crate::format::KeyError;
+use crate::format::{self, align_up, Layout, MAX_KEY_LEN, RESERVED_LEN, USER_FLAGS};
 use crate::geometry::{Geometry, GeometryError};
 use crate::index::{Index, IndexEntry};
 use ::core::task::Poll::{Pending, Ready};
@@ -70,11 +82,15 @@ enum Machine {
     /// Format of a mounted store: an empty generation, committed atomically.
     Reformat(Compact),
     Get(Get),
+    #[cfg(feature = "iteration")]
     Next(Next),
+    #[cfg(any(feature = "incremental", feature = "reserved-data"))]
     Deliver(Deliver),
     Write(Write),
     /// Feeding (and perhaps committing) the open incremental set.
+    #[cfg(feature = "incremental")]
     IncData(Feed),
+    #[cfg(feature = "reserved-data")]
     ReservedSet(SetReserved),
     /// Reset and compaction.
     Compact(Compact),
@@ -88,6 +104,7 @@ enum Machine {
 pub struct Store<'w> {
     core: Core<'w>,
     machine: Option<Machine>,
+    #[cfg(feature = "incremental")]
     inc: Option<Staged>,
     /// Length of the work buffer while it is lent out ([`Store::lend`]): nothing runs until
     /// it is back.
@@ -156,6 +173,7 @@ impl<'w> Store<'w> {
                 instant: false,
             },
             machine: None,
+            #[cfg(feature = "incremental")]
             inc: None,
             lent: None,
         })
@@ -179,7 +197,10 @@ impl<'w> Store<'w> {
 
     /// Whether an incremental set is open.
     pub fn incremental_open(&self) -> bool {
-        self.inc.is_some()
+        #[cfg(feature = "incremental")]
+        return self.inc.is_some();
+        #[cfg(not(feature = "incremental"))]
+        false
     }
 
     /// A snapshot of the store's state.
@@ -264,8 +285,16 @@ impl<'w> Store<'w> {
         self.machine.as_ref().map(|m| match m {
             Machine::Mount(_) => Task::Mount,
             Machine::Format(_) | Machine::Reformat(_) => Task::Format,
-            Machine::Get(_) | Machine::Next(_) | Machine::Deliver(_) => Task::Read,
-            Machine::Write(_) | Machine::IncData(_) | Machine::ReservedSet(_) => Task::Write,
+            Machine::Get(_) => Task::Read,
+            #[cfg(feature = "iteration")]
+            Machine::Next(_) => Task::Read,
+            #[cfg(any(feature = "incremental", feature = "reserved-data"))]
+            Machine::Deliver(_) => Task::Read,
+            Machine::Write(_) => Task::Write,
+            #[cfg(feature = "incremental")]
+            Machine::IncData(_) => Task::Write,
+            #[cfg(feature = "reserved-data")]
+            Machine::ReservedSet(_) => Task::Write,
             Machine::Compact(_) => Task::Compact,
             Machine::Maintain(_) => Task::Maintain,
         })
@@ -328,12 +357,14 @@ impl<'w> Store<'w> {
 
     /// Checks an operation against the store's state and builds its procedure.
     fn begin(&mut self, op: Op<'_>) -> Result<Machine, Error> {
-        let reads =
-            matches!(op, Op::Get { .. } | Op::GetInfo { .. } | Op::Next { .. } | Op::ReservedGet { .. });
-        let continues_incremental =
-            matches!(op, Op::SetData { .. } | Op::SetFinalize | Op::SetAbort | Op::Mount | Op::Format { .. });
         // Reads would reuse the work buffer that holds the staged bytes; other writes would too.
-        if self.inc.is_some() && (reads || !continues_incremental) {
+        #[cfg(feature = "incremental")]
+        if self.inc.is_some()
+            && !matches!(
+                op,
+                Op::SetData { .. } | Op::SetFinalize | Op::SetAbort | Op::Mount | Op::Format { .. }
+            )
+        {
             return Err(Error::Busy);
         }
         if !self.core.mounted && !matches!(op, Op::Mount | Op::Format { .. }) {
@@ -341,12 +372,18 @@ impl<'w> Store<'w> {
         }
         Ok(match op {
             Op::Mount => {
-                self.inc = None;
+                #[cfg(feature = "incremental")]
+                {
+                    self.inc = None;
+                }
                 self.core.unmount();
                 Machine::Mount(Mount::new())
             }
             Op::Format { full } => {
-                self.inc = None;
+                #[cfg(feature = "incremental")]
+                {
+                    self.inc = None;
+                }
                 let c = &mut self.core;
                 if c.mounted {
                     // Erasing the live area's head is not atomic (a torn erase leaves part of
@@ -368,19 +405,23 @@ impl<'w> Store<'w> {
                 Machine::Get(Get::new(0, true))
             }
             Op::Set { key, len, flags, when } => self.begin_write(WriteKind::Set(when), key, len, flags)?,
+            #[cfg(feature = "incremental")]
             Op::SetStart { key, len, flags } => self.begin_write(WriteKind::Start, key, len, flags)?,
             Op::Remove { key } => {
                 self.set_key(key)?;
                 Machine::Write(Write::new(WriteKind::Remove, 0, 0))
             }
+            #[cfg(feature = "incremental")]
             Op::SetData { len } => {
                 self.inc.as_ref().ok_or(Error::SizeMismatch)?;
                 Machine::IncData(Feed::new(len, false))
             }
+            #[cfg(feature = "incremental")]
             Op::SetFinalize => {
                 self.inc.as_ref().ok_or(Error::SizeMismatch)?;
                 Machine::IncData(Feed::new(0, true))
             }
+            #[cfg(feature = "incremental")]
             Op::SetAbort => {
                 if let Some(i) = self.inc.take() {
                     self.core.abandoned_append(i.append.programmed);
@@ -388,6 +429,7 @@ impl<'w> Store<'w> {
                 Machine::Deliver(Deliver::new(0, 0, Outcome::Done))
             }
             Op::Reset => Machine::Compact(Compact::new(Skip::All)),
+            #[cfg(feature = "iteration")]
             Op::Next { prefix, cursor, out_len } => {
                 if prefix.len() > MAX_KEY_LEN {
                     return Err(Error::InvalidKey(KeyError::TooLong));
@@ -404,6 +446,7 @@ impl<'w> Store<'w> {
                 }
                 Machine::Next(Next::new(pos, out_len))
             }
+            #[cfg(feature = "reserved-data")]
             Op::ReservedSet { len } => {
                 if self.core.reserved_len.is_some() {
                     return Err(Error::WriteProtected);
@@ -413,6 +456,7 @@ impl<'w> Store<'w> {
                 }
                 Machine::ReservedSet(SetReserved::new(len))
             }
+            #[cfg(feature = "reserved-data")]
             Op::ReservedGet { out_len } => {
                 let c = &mut self.core;
                 let n = c.reserved_len.ok_or(Error::NotFound)? as usize;
@@ -478,16 +522,21 @@ impl<'w> Store<'w> {
                 Ready(Ok(Outcome::Mounted(c.mount_info(true))))
             }
             Machine::Get(p) => p.poll(c, ev),
+            #[cfg(feature = "iteration")]
             Machine::Next(p) => p.poll(c, ev),
+            #[cfg(any(feature = "incremental", feature = "reserved-data"))]
             Machine::Deliver(p) => p.poll(c, ev),
             Machine::Write(w) => match ready!(w.poll(c, ev)) {
                 Written::Committed => Ready(Ok(Outcome::Done)),
+                #[cfg(feature = "incremental")]
                 Written::Staged(staged) => {
                     self.inc = Some(staged);
                     Ready(Ok(Outcome::Done))
                 }
             },
+            #[cfg(feature = "incremental")]
             Machine::IncData(feed) => self.poll_incremental(feed, ev),
+            #[cfg(feature = "reserved-data")]
             Machine::ReservedSet(p) => p.poll(c, ev).map(|r| r.map(done)),
             Machine::Compact(k) => k.poll(c, ev).map(|r| r.map(done)),
             Machine::Maintain(p) => p.poll(c, ev),
@@ -496,6 +545,7 @@ impl<'w> Store<'w> {
 
     /// Feeds the open incremental set; on its finalize, commits it. A failed or oversize
     /// incremental set is abandoned, as Mbed's is.
+    #[cfg(feature = "incremental")]
     fn poll_incremental(&mut self, feed: &mut Feed, ev: Ev) -> Poll<Outcome> {
         let c = &mut self.core;
         let Some(inc) = self.inc.as_mut() else {
@@ -522,6 +572,7 @@ impl<'w> Store<'w> {
 }
 
 /// `Pending` as `None`.
+#[cfg(feature = "incremental")]
 fn ready_or<T>(p: Poll<T>) -> Option<Result<T, Error>> {
     match p {
         Pending => None,

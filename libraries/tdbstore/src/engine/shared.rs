@@ -129,12 +129,20 @@ impl<'w> Core<'w> {
     /// caller reads at most `chunk` bytes, and the buffer has a hold area of at least one
     /// program unit (>= one read unit) behind the chunk.
     pub(crate) fn read<T>(&mut self, area: Area, off: u32, len: u32) -> Poll<T> {
+        self.issue_read(area, off, len);
+        Pending
+    }
+
+    // Apart from `read`, which is generic only in what it returns: one copy in flash.
+    fn issue_read(&mut self, area: Area, off: u32, len: u32) {
         let r = self.geo.read_size;
         let skew = off % r;
         let from = off - skew;
         let len = align_up(skew + len, r).min(self.lay.area_size.saturating_sub(from));
         let addr = self.base(area) + from;
-        self.request(Request::Read { addr, len }, 0, len as usize)
+        self.pending = Some(Request::Read { addr, len });
+        self.io_at = 0;
+        self.io_len = len as usize;
     }
 
     /// The bytes `[off, off + len)` of the last [`Core::read`] of `off` (shorter if the read
@@ -150,11 +158,15 @@ impl<'w> Core<'w> {
     /// would look erased to every later blank check and be programmed twice. The procedures
     /// see one completion for the whole range.
     pub(crate) fn program<T>(&mut self, area: Area, off: u32, at: usize, len: u32) -> Poll<T> {
+        self.issue_program(area, off, at, len);
+        Pending
+    }
+
+    fn issue_program(&mut self, area: Area, off: u32, at: usize, len: u32) {
         self.prog = Some(ProgramJob { addr: self.base(area) + off, at, len, next: 0 });
         if !self.next_run() {
             self.instant = true;
         }
-        Pending
     }
 
     /// Issues the next run of non-blank units of the program job; false when none is left.

@@ -17,7 +17,8 @@ pub(crate) enum WriteKind {
     /// Append a delete record (or compact the key away) and commit.
     Remove,
     /// Stage the record of an incremental set and stop: its value comes by
-    /// [`Op::SetData`], its commit by [`Op::SetFinalize`].
+    /// `Op::SetData`, its commit by `Op::SetFinalize`.
+    #[cfg(feature = "incremental")]
     Start,
 }
 
@@ -55,16 +56,19 @@ pub(crate) enum Written {
     /// The record is committed (or the key compacted away).
     Committed,
     /// An incremental set is staged.
+    #[cfg(feature = "incremental")]
     Staged(Staged),
 }
 
 /// The rest of an open incremental set between operations.
+#[cfg(feature = "incremental")]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Staged {
     pub(crate) append: Append,
     pub(crate) found: Found,
 }
 
+#[cfg(feature = "incremental")]
 impl Staged {
     /// Commits the fed record: the index and the log end take it.
     pub(crate) fn commit(&self, c: &mut Core) -> Result<(), Error> {
@@ -122,6 +126,7 @@ impl Write {
                     ready!(e.poll(c, ev));
                     // Staged only now: the erase check above reads through the work buffer.
                     let append = Append::begin(c, self.flags, self.len, size);
+                    #[cfg(feature = "incremental")]
                     if self.kind == WriteKind::Start {
                         return Ready(Ok(Written::Staged(Staged { append, found })));
                     }
