@@ -84,7 +84,7 @@
 //! |---|---|---|
 //! | RAM index | `keys` x 8 | 256 keys: 2048 |
 //! | engine work buffer, lent to the flash driver for each read and program | `work` (at least `tdbstore::Store::min_work_len`: 192 with 32-byte program units) | 512 |
-//! | the capsule, engine state included | 684 on Cortex-M: 468 the engine, 128 the stored form of the key in flight (`size_of::<TdbStoreKv<F>>()`) | |
+//! | the capsule, engine state included | 700 on Cortex-M: 484 the engine (16 of them the finished operation's result until the capsule takes it), 128 the stored form of the key in flight (`size_of::<TdbStoreKv<F>>()`) | |
 //!
 //! About 3.2 KiB with the defaults. Upstream's layers add their own: `KVStorePermissions`
 //! a 9-byte header buffer; the syscall driver 64 + 512 bytes of key and value buffers.

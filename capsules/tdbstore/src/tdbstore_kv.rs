@@ -131,7 +131,8 @@ use kernel::ErrorCode;
 use nor_flash_hil::{NorFlash, NorFlashClient};
 use tdbstore::app_key::{self, TooLong};
 use tdbstore::{
-    Error, GeometryError, IoError, KeyError, Op, Outcome, Request, SetWhen, Step, Store, StoreInfo, Task,
+    Error, GeometryError, IoError, KeyError, MountInfo, Op, Output, Request, SetWhen, Step, Store, StoreInfo,
+    Task, Value,
 };
 
 /// Which family of KV calls an engine error is reported to; the HIL gives them different
@@ -451,7 +452,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                 MountState::Mounted => self.start_user(op, in_call),
                 MountState::Unmounted => self.start(Task::Mount, Op::Mount, false),
                 MountState::Failed(_) | MountState::Unconfigured(_) => {
-                    self.done(op, Err(Error::NotMounted), in_call)
+                    self.done(op, Err(error_code(Error::NotMounted, op.access())), in_call)
                 }
             }
             return;
@@ -465,7 +466,8 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     /// Starts `op`, a `task`, on the engine. Once it runs, the engine itself says what it
     /// runs ([`Store::task`]); `task` routes an outcome that comes back at once.
     fn start(&self, task: Task, op: Op<'_>, in_call: bool) {
-        let step = self.store.map(|s| s.start(op)).unwrap_or(Step::Done(Err(Error::NotMounted)));
+        // Without an engine, `Step::Done` finishes `task` with `NotMounted` (see `take`).
+        let step = self.store.map(|s| s.start(op)).unwrap_or(Step::Done);
         self.run(task, step, in_call);
     }
 
@@ -481,9 +483,15 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             UserOp::Add => self.with_key(set(SetWhen::Absent)),
             UserOp::Update => self.with_key(set(SetWhen::Present)),
             UserOp::Delete => self.with_key(|s, key| s.start(Op::Remove { key })),
-            UserOp::GarbageCollect => {
-                self.store.map(|s| s.start(Op::Compact)).unwrap_or(Step::Done(Err(Error::NotMounted)))
+            UserOp::GarbageCollect => Some(self.store.map(|s| s.start(Op::Compact)).unwrap_or(Step::Done)),
+        };
+        let Some(step) = step else {
+            // A key without a stored form is not in the store (only lookups get this far).
+            self.done(op, Err(error_code(Error::NotFound, op.access())), in_call);
+            if !in_call {
+                self.start_next(false);
             }
+            return;
         };
         let task = match op {
             UserOp::Get => Task::Read,
@@ -493,14 +501,10 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         self.run(task, step, in_call);
     }
 
-    /// Runs `f` with the engine and the user key's stored form. A key without one is not
-    /// in the store: the operation finishes with `NotFound` (only lookups get this far).
-    fn with_key(&self, f: impl FnOnce(&mut Store<'static>, &[u8]) -> Step) -> Step {
-        match self.store_key.map(|key| self.store.map(|s| f(s, key.as_bytes()))) {
-            None => Step::Done(Err(Error::NotFound)),
-            Some(None) => Step::Done(Err(Error::NotMounted)),
-            Some(Some(step)) => step,
-        }
+    /// Runs `f` with the engine and the user key's stored form; `None` if the key has none.
+    /// Without an engine, `Step::Done` (which finishes with `NotMounted`).
+    fn with_key(&self, f: impl FnOnce(&mut Store<'static>, &[u8]) -> Step) -> Option<Step> {
+        self.store_key.map(|key| self.store.map(|s| f(s, key.as_bytes())).unwrap_or(Step::Done))
     }
 
     /// Maps the user's key to its stored form ([`tdbstore::app_key`]) before the operation
@@ -526,7 +530,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     fn run(&self, task: Task, mut step: Step, in_call: bool) {
         loop {
             match step {
-                Step::Done(r) => return self.finished(task, r, in_call),
+                Step::Done => return self.finished(task, in_call),
                 Step::Io(req) => match self.perform(req) {
                     Some(next) => step = next,
                     None => return,
@@ -537,7 +541,13 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
 
     /// Continues the engine with a request's result.
     fn resume(&self, r: Result<(), IoError>) -> Step {
-        self.store.map(|s| s.resume(r)).unwrap_or(Step::Done(Err(Error::NotMounted)))
+        self.store.map(|s| s.resume(r)).unwrap_or(Step::Done)
+    }
+
+    /// The result of the engine's operation that just ended, as its type `T`; `NotMounted`
+    /// without an engine.
+    fn take<T: Output>(&self) -> Result<T, Error> {
+        self.store.map(|s| s.finish()).unwrap_or(Err(Error::NotMounted))
     }
 
     /// Lends the engine's work buffer for the pending read or program, as a window onto
@@ -628,19 +638,20 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         self.run(task, step, false);
     }
 
-    /// The engine finished `task` with `r`.
-    fn finished(&self, task: Task, r: Result<Outcome, Error>, in_call: bool) {
+    /// The engine finished `task`.
+    fn finished(&self, task: Task, in_call: bool) {
         // A failed compaction leaves the engine unmounted: the next operation mounts again.
         if matches!(self.state.get(), MountState::Mounted) && !self.store.map_or(false, |s| s.is_mounted()) {
             self.state.set(MountState::Unmounted);
         }
         match task {
-            Task::Mount | Task::Format => self.mounted(task, r),
-            // Whether more is due, the engine says when asked.
+            Task::Mount | Task::Format => self.mounted(task, self.take()),
+            // Whether more is due, the engine says when asked (`maintenance_due`).
             Task::Maintain => {}
             Task::Read | Task::Write | Task::Compact => {
                 if let Some(Operation::Accepted(op)) = self.operation.get() {
-                    self.done(op, r, in_call);
+                    let result = self.user_result(op);
+                    self.done(op, result, in_call);
                 }
             }
         }
@@ -650,10 +661,10 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     }
 
     /// A mount or format finished.
-    fn mounted(&self, task: Task, r: Result<Outcome, Error>) {
+    fn mounted(&self, task: Task, r: Result<MountInfo, Error>) {
         let what = if task == Task::Format { "format" } else { "mount" };
         match r {
-            Ok(Outcome::Mounted(m)) => {
+            Ok(m) => {
                 self.state.set(MountState::Mounted);
                 debug!(
                     "tdbstore: mounted: area {}, version {}, {} keys, log end {:#x}{}{}",
@@ -665,11 +676,7 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
                     if m.torn_tail { ", torn tail (compacting soon)" } else { "" },
                 );
             }
-            other => {
-                let e = match other {
-                    Err(e) => e,
-                    Ok(_) => Error::Internal,
-                };
+            Err(e) => {
                 self.state.set(MountState::Failed(e));
                 if matches!(e, Error::Foreign) {
                     debug!(
@@ -684,27 +691,29 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
         }
     }
 
-    /// The client's operation `op` finished on the engine with `r`: its callback now, or
-    /// from the deferred call if we are inside the client's call.
-    fn done(&self, op: UserOp, r: Result<Outcome, Error>, in_call: bool) {
-        let result = match (op, r) {
-            (UserOp::Get, Ok(Outcome::Value { size, .. })) if (size as usize) < self.min_value_len.get() => {
-                self.value.map(|v| v.slice(..0));
-                Err(ErrorCode::NOSUPPORT)
-            }
-            (UserOp::Get, Ok(Outcome::Value { size, copied, .. })) => {
-                self.value.map(|v| v.slice(..copied as usize));
-                if copied < size {
-                    Err(ErrorCode::SIZE)
-                } else {
-                    Ok(())
-                }
-            }
-            // The engine answers a get with a value and nothing else.
-            (UserOp::Get, Ok(_)) => Err(error_code(Error::Internal, Access::Lookup)),
-            (_, Ok(_)) => Ok(()),
-            (op, Err(e)) => Err(error_code(e, op.access())),
-        };
+    /// What the client's operation `op` returns, now that the engine has finished it: a get
+    /// leaves the value buffer holding what was read.
+    fn user_result(&self, op: UserOp) -> Result<(), ErrorCode> {
+        let code = |e| error_code(e, op.access());
+        if op != UserOp::Get {
+            return self.take::<()>().map_err(code);
+        }
+        let Value { size, copied, .. } = self.take().map_err(code)?;
+        if (size as usize) < self.min_value_len.get() {
+            self.value.map(|v| v.slice(..0));
+            return Err(ErrorCode::NOSUPPORT);
+        }
+        self.value.map(|v| v.slice(..copied as usize));
+        if copied < size {
+            Err(ErrorCode::SIZE)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The client's operation `op` finished with `result`: its callback now, or from the
+    /// deferred call if we are inside the client's call.
+    fn done(&self, op: UserOp, result: Result<(), ErrorCode>, in_call: bool) {
         if in_call {
             self.operation.set(Operation::Finished(op, result));
             self.deferred_call.set();

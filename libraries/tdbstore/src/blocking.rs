@@ -6,8 +6,12 @@
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind};
 
+#[cfg(feature = "reserved-data")]
+use crate::engine::ReservedData;
+#[cfg(feature = "iteration")]
+use crate::engine::{Cursor, NextKey};
 use crate::engine::{
-    Cursor, Error, IoError, MountInfo, Op, Outcome, Request, SetWhen, Step, Store, StoreOptions,
+    Error, IoError, KeyInfo, MountInfo, Op, Output, Request, SetWhen, Step, Store, StoreOptions, Value,
 };
 use crate::geometry::{Geometry, GeometryError};
 use crate::index::IndexEntry;
@@ -91,13 +95,20 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         self.flash
     }
 
-    /// Runs one operation to completion. `input` feeds [`Request::Fill`], `output` receives
-    /// [`Request::Deliver`].
-    pub fn run(&mut self, op: Op<'_>, input: &[u8], output: &mut [u8]) -> Result<Outcome, Error> {
+    /// Runs one operation to completion and returns its result as `T`, the operation's
+    /// [`Output`] type (`Err(Error::Internal)` if `T` is not). `input` feeds
+    /// [`Request::Fill`], `output` receives [`Request::Deliver`].
+    pub fn run<T: Output>(&mut self, op: Op<'_>, input: &[u8], output: &mut [u8]) -> Result<T, Error> {
+        self.drive(op, input, output);
+        self.store.finish()
+    }
+
+    /// Performs the operation's requests until it ends.
+    fn drive(&mut self, op: Op<'_>, input: &[u8], output: &mut [u8]) {
         let mut step = self.store.start(op);
         loop {
             let req = match step {
-                Step::Done(r) => return r,
+                Step::Done => return,
                 Step::Io(req) => req,
             };
             let map = self.map_err;
@@ -127,43 +138,27 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         }
     }
 
-    fn expect_done(r: Result<Outcome, Error>) -> Result<(), Error> {
-        r.map(|_| ())
-    }
-
     /// Mounts (formatting a blank region if the options allow).
     pub fn mount(&mut self) -> Result<MountInfo, Error> {
-        match self.run(Op::Mount, &[], &mut [])? {
-            Outcome::Mounted(m) => Ok(m),
-            _ => Err(Error::Internal),
-        }
+        self.run(Op::Mount, &[], &mut [])
     }
 
     /// Makes the region an empty store.
     pub fn format(&mut self, full: bool) -> Result<MountInfo, Error> {
-        match self.run(Op::Format { full }, &[], &mut [])? {
-            Outcome::Mounted(m) => Ok(m),
-            _ => Err(Error::Internal),
-        }
+        self.run(Op::Format { full }, &[], &mut [])
     }
 
     /// Reads `key` into `out` (truncating if it is short; see [`ValueInfo::copied`]).
     pub fn get(&mut self, key: &[u8], out: &mut [u8]) -> Result<ValueInfo, Error> {
         let out_len = out.len().min(u32::MAX as usize) as u32;
-        match self.run(Op::Get { key, out_len }, &[], out)? {
-            Outcome::Value { size, flags, copied } => {
-                Ok(ValueInfo { size: size as usize, flags, copied: copied as usize })
-            }
-            _ => Err(Error::Internal),
-        }
+        let Value { size, flags, copied } = self.run(Op::Get { key, out_len }, &[], out)?;
+        Ok(ValueInfo { size: size as usize, flags, copied: copied as usize })
     }
 
     /// Size and flags of `key`.
     pub fn get_info(&mut self, key: &[u8]) -> Result<(usize, u32), Error> {
-        match self.run(Op::GetInfo { key }, &[], &mut [])? {
-            Outcome::Info { size, flags } => Ok((size as usize, flags)),
-            _ => Err(Error::Internal),
-        }
+        let KeyInfo { size, flags } = self.run(Op::GetInfo { key }, &[], &mut [])?;
+        Ok((size as usize, flags))
     }
 
     /// Writes `value` under `key` with `flags`.
@@ -175,41 +170,46 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     /// ([`Error::Exists`] otherwise), [`SetWhen::Present`] replaces only ([`Error::NotFound`]).
     pub fn set_if(&mut self, key: &[u8], value: &[u8], flags: u32, when: SetWhen) -> Result<(), Error> {
         let len = u32::try_from(value.len()).map_err(|_| Error::ValueTooLarge)?;
-        Self::expect_done(self.run(Op::Set { key, len, flags, when }, value, &mut []))
+        self.run(Op::Set { key, len, flags, when }, value, &mut [])
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &[u8]) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::Remove { key }, &[], &mut []))
+        self.run(Op::Remove { key }, &[], &mut [])
     }
 
     /// Removes every key.
     pub fn reset(&mut self) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::Reset, &[], &mut []))
+        self.run(Op::Reset, &[], &mut [])
     }
 
     /// Begins an incremental set.
+    #[cfg(feature = "incremental")]
     pub fn set_start(&mut self, key: &[u8], len: u32, flags: u32) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::SetStart { key, len, flags }, &[], &mut []))
+        self.run(Op::SetStart { key, len, flags }, &[], &mut [])
     }
 
     /// Adds data to the open incremental set.
+    #[cfg(feature = "incremental")]
     pub fn set_add_data(&mut self, data: &[u8]) -> Result<(), Error> {
         let len = u32::try_from(data.len()).map_err(|_| Error::SizeMismatch)?;
-        Self::expect_done(self.run(Op::SetData { len }, data, &mut []))
+        self.run(Op::SetData { len }, data, &mut [])
     }
 
     /// Commits the open incremental set.
+    #[cfg(feature = "incremental")]
     pub fn set_finalize(&mut self) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::SetFinalize, &[], &mut []))
+        self.run(Op::SetFinalize, &[], &mut [])
     }
 
     /// Abandons the open incremental set.
+    #[cfg(feature = "incremental")]
     pub fn set_abort(&mut self) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::SetAbort, &[], &mut []))
+        self.run(Op::SetAbort, &[], &mut [])
     }
 
     /// The next key with `prefix` after `cursor`, copied into `out`: `(key length, next cursor)`.
+    #[cfg(feature = "iteration")]
     pub fn next_key(
         &mut self,
         prefix: &[u8],
@@ -217,14 +217,12 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
         out: &mut [u8],
     ) -> Result<Option<(usize, Cursor)>, Error> {
         let out_len = out.len().min(u32::MAX as usize) as u32;
-        match self.run(Op::Next { prefix, cursor, out_len }, &[], out)? {
-            Outcome::Key { len, next, .. } => Ok(Some((len as usize, next))),
-            Outcome::End => Ok(None),
-            _ => Err(Error::Internal),
-        }
+        let found: Option<NextKey> = self.run(Op::Next { prefix, cursor, out_len }, &[], out)?;
+        Ok(found.map(|k| (k.len as usize, k.next)))
     }
 
     /// Calls `f` with every key starting with `prefix`, in Mbed's iteration order.
+    #[cfg(feature = "iteration")]
     pub fn for_each_key(&mut self, prefix: &[u8], mut f: impl FnMut(&[u8])) -> Result<(), Error> {
         let mut cursor = Cursor::default();
         let mut key = [0u8; crate::format::MAX_KEY_LEN];
@@ -236,26 +234,23 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
     }
 
     /// Sets the write-once reserved data (at most 64 bytes).
+    #[cfg(feature = "reserved-data")]
     pub fn reserved_data_set(&mut self, data: &[u8]) -> Result<(), Error> {
         let len = u32::try_from(data.len()).map_err(|_| Error::ValueTooLarge)?;
-        Self::expect_done(self.run(Op::ReservedSet { len }, data, &mut []))
+        self.run(Op::ReservedSet { len }, data, &mut [])
     }
 
     /// Reads the reserved data into `out`; returns its length.
+    #[cfg(feature = "reserved-data")]
     pub fn reserved_data_get(&mut self, out: &mut [u8]) -> Result<usize, Error> {
         let out_len = out.len().min(crate::format::RESERVED_LEN) as u32;
-        match self.run(Op::ReservedGet { out_len }, &[], out)? {
-            Outcome::Reserved { len, .. } => Ok(len as usize),
-            _ => Err(Error::Internal),
-        }
+        let ReservedData { len, .. } = self.run(Op::ReservedGet { out_len }, &[], out)?;
+        Ok(len as usize)
     }
 
     /// One step of background work; returns whether more is pending.
     pub fn maintain(&mut self) -> Result<bool, Error> {
-        match self.run(Op::Maintain, &[], &mut [])? {
-            Outcome::Maintained { more } => Ok(more),
-            _ => Err(Error::Internal),
-        }
+        self.run(Op::Maintain, &[], &mut [])
     }
 
     /// Background work until none is left (bounded by the number of sectors plus one).
@@ -271,6 +266,6 @@ impl<'w, F: NorFlash> BlockingStore<'w, F> {
 
     /// Compacts now.
     pub fn compact(&mut self) -> Result<(), Error> {
-        Self::expect_done(self.run(Op::Compact, &[], &mut []))
+        self.run(Op::Compact, &[], &mut [])
     }
 }

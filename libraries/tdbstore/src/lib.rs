@@ -4,9 +4,12 @@
 //! [`Store::start`] begins it, and each [`Step::Io`] asks the driver for exactly one thing —
 //! read, program or erase flash, or copy bytes between the operation's input/output and the
 //! engine's work buffer ([`Store::io_buf`]) — after which the driver calls [`Store::resume`]
-//! with the result. The same engine therefore runs under a Tock capsule (driven from
-//! interrupt callbacks), under the blocking [`blocking::BlockingStore`] (host tools, tests,
-//! benchmarks) and under a power-cut harness that stops it after any request.
+//! with the result. At [`Step::Done`], [`Store::finish`] gives the operation's result as its
+//! own type ([`Output`]: a get's [`Value`], a mount's [`MountInfo`], a write's `()`), so no
+//! driver handles an outcome its operation cannot have. The same engine therefore runs under
+//! a Tock capsule (driven from interrupt callbacks), under the blocking
+//! [`blocking::BlockingStore`] (host tools, tests, benchmarks) and under a power-cut harness
+//! that stops it after any request.
 //!
 //! It is `no_std` with no allocation: the work buffer and the RAM index (8 bytes per key)
 //! come from the caller. The on-flash format is Mbed's (see [`format`]); images written by
@@ -40,11 +43,13 @@ mod index;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+#[cfg(feature = "reserved-data")]
+pub use engine::ReservedData;
 #[cfg(feature = "iteration")]
-pub use engine::Cursor;
+pub use engine::{Cursor, NextKey};
 pub use engine::{
-    Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, Store, StoreInfo, StoreOptions,
-    Task,
+    Error, IoError, IoKind, KeyInfo, MountInfo, Op, Output, Request, SetWhen, Step, Store, StoreInfo,
+    StoreOptions, Task, Value,
 };
 pub use format::{KeyError, REQUIRE_CONFIDENTIALITY, REQUIRE_REPLAY_PROTECTION, WRITE_ONCE};
 pub use geometry::{check_geometry, Geometry, GeometryError, UnitError, MAX_AREA_SIZE, MAX_PROGRAM_SIZE};

@@ -149,11 +149,13 @@ fn one_operation_at_a_time() {
     let mut work = vec![0; 256];
     let mut index = vec![IndexEntry::default(); 4];
     let mut store = Store::new(G, StoreOptions::default(), &mut work, &mut index).unwrap();
-    assert_eq!(store.start(Op::Get { key: b"k", out_len: 1 }), Step::Done(Err(Error::NotMounted)));
+    assert_eq!(store.start(Op::Get { key: b"k", out_len: 1 }), Step::Done);
+    assert_eq!(store.finish::<tdbstore::Value>(), Err(Error::NotMounted));
     let step = store.start(Op::Mount);
     assert!(matches!(step, Step::Io(_)));
     let pending = store.pending();
-    assert_eq!(store.start(Op::Maintain), Step::Done(Err(Error::Busy)));
+    assert_eq!(store.start(Op::Maintain), Step::Done);
+    assert_eq!(store.finish::<bool>(), Err(Error::Busy));
     assert_eq!(store.pending(), pending, "a refused start leaves the operation in flight alone");
     store.cancel();
     assert!(!store.is_busy());

@@ -10,7 +10,7 @@
 
 use kernel::ErrorCode;
 use nor_flash_hil::NorFlash;
-use tdbstore::{Error, IndexEntry, IoError, Op, Outcome, Request, Step, Store, StoreOptions};
+use tdbstore::{Error, IndexEntry, IoError, Op, Output, Request, Step, Store, StoreOptions, Value};
 
 use super::model::WordState;
 use super::tests::{rig, Rig, REGION_BASE};
@@ -33,11 +33,17 @@ fn store(r: &Rig) -> Store<'static> {
 }
 
 /// Runs one engine operation to its end, performing every request through the driver.
-fn run(r: &Rig, s: &mut Store<'_>, op: Op<'_>, input: &[u8], output: &mut [u8]) -> Result<Outcome, Error> {
+fn run<T: Output>(
+    r: &Rig,
+    s: &mut Store<'_>,
+    op: Op<'_>,
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<T, Error> {
     let mut step = s.start(op);
     loop {
         let req = match step {
-            Step::Done(result) => return result,
+            Step::Done => return s.finish(),
             Step::Io(req) => req,
         };
         let result = match req {
@@ -66,20 +72,18 @@ fn run(r: &Rig, s: &mut Store<'_>, op: Op<'_>, input: &[u8], output: &mut [u8]) 
 fn mount(r: &Rig) -> (Store<'static>, tdbstore::MountInfo) {
     let mut s = store(r);
     match run(r, &mut s, Op::Mount, &[], &mut []) {
-        Ok(Outcome::Mounted(m)) => (s, m),
-        other => panic!("mount: {other:?}"),
+        Ok(m) => (s, m),
+        Err(e) => panic!("mount: {e:?}"),
     }
 }
 
 fn get(r: &Rig, s: &mut Store<'_>, key: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = [0u8; 256];
-    match run(r, s, Op::Get { key, out_len: out.len() as u32 }, &[], &mut out)? {
-        Outcome::Value { copied, .. } => Ok(out[..copied as usize].to_vec()),
-        other => panic!("get: {other:?}"),
-    }
+    let Value { copied, .. } = run(r, s, Op::Get { key, out_len: out.len() as u32 }, &[], &mut out)?;
+    Ok(out[..copied as usize].to_vec())
 }
 
-fn set(r: &Rig, s: &mut Store<'_>, key: &[u8], value: &[u8]) -> Result<Outcome, Error> {
+fn set(r: &Rig, s: &mut Store<'_>, key: &[u8], value: &[u8]) -> Result<(), Error> {
     run(
         r,
         s,
@@ -95,9 +99,9 @@ fn tdbstore_formats_sets_and_remounts_over_the_driver() {
     let (mut s, m) = mount(&r);
     assert!(m.formatted, "a blank region is formatted");
     let stats = b"startup 3, random 2779430415, runs 1";
-    assert_eq!(set(&r, &mut s, b"stats", stats), Ok(Outcome::Done));
+    assert_eq!(set(&r, &mut s, b"stats", stats), Ok(()));
     assert_eq!(get(&r, &mut s, b"stats"), Ok(stats.to_vec()));
-    assert_eq!(set(&r, &mut s, b"stats", b"runs 2"), Ok(Outcome::Done));
+    assert_eq!(set(&r, &mut s, b"stats", b"runs 2"), Ok(()));
 
     // A reboot: a fresh engine over the same flash.
     let (mut s, m) = mount(&r);
@@ -111,7 +115,7 @@ fn tdbstore_formats_sets_and_remounts_over_the_driver() {
 fn a_torn_word_after_the_log_mounts_as_a_torn_tail_and_is_never_overwritten() {
     let r = rig();
     let (mut s, _) = mount(&r);
-    assert_eq!(set(&r, &mut s, b"stats", b"runs 1"), Ok(Outcome::Done));
+    assert_eq!(set(&r, &mut s, b"stats", b"runs 1"), Ok(()));
     let info = s.info();
     // A program cut by a reset: the next word of the log is ECC-bad.
     let end = info.active_area as u32 * info.area_size + info.free_offset;
@@ -122,7 +126,7 @@ fn a_torn_word_after_the_log_mounts_as_a_torn_tail_and_is_never_overwritten() {
     assert!(m.torn_tail, "the ECC error reads as the end of the log");
     assert_eq!(get(&r, &mut s, b"stats"), Ok(b"runs 1".to_vec()));
     // The next write compacts into the other area rather than writing over the torn word.
-    assert_eq!(set(&r, &mut s, b"stats", b"runs 2"), Ok(Outcome::Done));
+    assert_eq!(set(&r, &mut s, b"stats", b"runs 2"), Ok(()));
     assert_eq!(get(&r, &mut s, b"stats"), Ok(b"runs 2".to_vec()));
     assert_eq!(r.model.double_programs(), 0);
     let (mut s, _) = mount(&r);
@@ -137,7 +141,7 @@ fn the_store_fills_and_compacts_within_its_region() {
     // Enough rewrites to fill an area (512 KiB) several times over.
     for i in 0..6000u32 {
         let key = [b'k', b'0' + (i % 8) as u8];
-        assert_eq!(set(&r, &mut s, &key, &value[..(i % 200) as usize + 1]), Ok(Outcome::Done), "set {i}");
+        assert_eq!(set(&r, &mut s, &key, &value[..(i % 200) as usize + 1]), Ok(()), "set {i}");
     }
     assert!(s.info().compactions >= 1);
     assert_eq!(r.model.double_programs(), 0);

@@ -108,8 +108,8 @@ pub enum IoError {
 pub enum Step {
     /// Perform this request, then call [`Store::resume`].
     Io(Request),
-    /// The operation finished.
-    Done(Result<Outcome, Error>),
+    /// The operation finished (or was refused): [`Store::finish`] gives its result.
+    Done,
 }
 
 /// Everything that can go wrong, as a type. No operation panics.
@@ -177,9 +177,34 @@ impl Error {
 impl core::fmt::Debug for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.name())?;
-        match self {
-            Error::InvalidKey(k) => write!(f, "({k:?})"),
-            Error::Io(kind, e) => write!(f, "({kind:?}, {e:?})"),
+        match *self {
+            Error::InvalidKey(KeyError::ForbiddenByte(b)) => write!(f, "(ForbiddenByte({b}))"),
+            Error::InvalidKey(k) => {
+                let name = match k {
+                    KeyError::Empty => "(Empty)",
+                    KeyError::TooLong => "(TooLong)",
+                    KeyError::Reserved => "(Reserved)",
+                    KeyError::ForbiddenByte(_) => "(ForbiddenByte)",
+                };
+                f.write_str(name)
+            }
+            Error::Io(kind, e) => {
+                let kind = match kind {
+                    IoKind::Read => "(Read, ",
+                    IoKind::Program => "(Program, ",
+                    IoKind::Erase => "(Erase, ",
+                    IoKind::Fill => "(Fill, ",
+                    IoKind::Deliver => "(Deliver, ",
+                };
+                let e = match e {
+                    IoError::Ecc => "Ecc)",
+                    IoError::Protected => "Protected)",
+                    IoError::PowerLost => "PowerLost)",
+                    IoError::Other => "Other)",
+                };
+                f.write_str(kind)?;
+                f.write_str(e)
+            }
             _ => Ok(()),
         }
     }
@@ -212,55 +237,154 @@ pub enum Task {
     Maintain,
 }
 
-/// What a finished operation produced.
+/// What a finished operation produced, kept by the store until [`Store::finish`] takes it as
+/// the operation's own [`Output`] type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Mount or format finished.
+pub(crate) enum Outcome {
     Mounted(MountInfo),
-    /// A value: `copied` bytes were delivered, out of `size`.
-    Value {
-        /// Full value length.
-        size: u32,
-        /// Stored flags.
-        flags: u32,
-        /// Bytes delivered (at most the output length).
-        copied: u32,
-    },
-    /// Size and flags of a key.
-    Info {
-        /// Value length.
-        size: u32,
-        /// Stored flags.
-        flags: u32,
-    },
-    /// The key (`copied` of its `len` bytes delivered) and where to continue.
+    Value(Value),
+    Info(KeyInfo),
     #[cfg(feature = "iteration")]
-    Key {
-        /// Key length.
-        len: u32,
-        /// Bytes delivered.
-        copied: u32,
-        /// Pass to the next [`Op::Next`].
-        next: Cursor,
-    },
-    /// Iteration finished.
-    #[cfg(feature = "iteration")]
-    End,
-    /// Reserved data: `len` bytes, `copied` delivered.
+    Key(Option<NextKey>),
     #[cfg(feature = "reserved-data")]
-    Reserved {
-        /// Length.
-        len: u32,
-        /// Bytes delivered.
-        copied: u32,
-    },
-    /// Maintenance step; `more` is true while there is more background work.
-    Maintained {
-        /// More work is pending.
-        more: bool,
-    },
-    /// The write, remove, reset or compaction finished.
+    Reserved(ReservedData),
+    Maintained(bool),
     Done,
+}
+
+/// What [`Op::Get`] produced: `copied` bytes of the value were delivered, out of `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// Full value length.
+    pub size: u32,
+    /// Stored flags.
+    pub flags: u32,
+    /// Bytes delivered (at most the output length).
+    pub copied: u32,
+}
+
+/// What [`Op::GetInfo`] produced: a key's value length and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Value length.
+    pub size: u32,
+    /// Stored flags.
+    pub flags: u32,
+}
+
+/// The key [`Op::Next`] found (`copied` of its `len` bytes delivered) and where to continue.
+#[cfg(feature = "iteration")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextKey {
+    /// Key length.
+    pub len: u32,
+    /// Bytes delivered.
+    pub copied: u32,
+    /// Pass to the next [`Op::Next`].
+    pub next: Cursor,
+}
+
+/// What [`Op::ReservedGet`] produced: the reserved data is `len` bytes, `copied` delivered.
+#[cfg(feature = "reserved-data")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservedData {
+    /// Length.
+    pub len: u32,
+    /// Bytes delivered.
+    pub copied: u32,
+}
+
+/// The result type of an operation, as [`Store::finish`] returns it:
+///
+/// | operation | `Output` |
+/// |---|---|
+/// | [`Op::Mount`], [`Op::Format`] | [`MountInfo`] |
+/// | [`Op::Get`] | [`Value`] |
+/// | [`Op::GetInfo`] | [`KeyInfo`] |
+/// | [`Op::Next`] | `Option<`[`NextKey`]`>` (`None`: no more keys) |
+/// | [`Op::ReservedGet`] | [`ReservedData`] |
+/// | [`Op::Maintain`] | `bool`: more background work is due |
+/// | every other operation | `()` |
+///
+/// Each operation has exactly one, so a driver never handles an outcome its operation cannot
+/// have. Sealed: the engine's result types only.
+pub trait Output: Sized + sealed::FromOutcome {}
+
+impl<T: sealed::FromOutcome> Output for T {}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// A finished operation's outcome, opaque outside the engine.
+    pub struct Finished(pub(crate) Outcome);
+
+    /// The conversion [`Store::finish`] makes; `None` if the operation that ran produces
+    /// another type (the driver asked for the wrong one).
+    pub trait FromOutcome: Sized {
+        fn from_outcome(o: Finished) -> Option<Self>;
+    }
+
+    impl FromOutcome for () {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            matches!(o, Outcome::Done).then_some(())
+        }
+    }
+
+    impl FromOutcome for MountInfo {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Mounted(m) => Some(m),
+                _ => None,
+            }
+        }
+    }
+
+    impl FromOutcome for Value {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Value(v) => Some(v),
+                _ => None,
+            }
+        }
+    }
+
+    impl FromOutcome for KeyInfo {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Info(i) => Some(i),
+                _ => None,
+            }
+        }
+    }
+
+    #[cfg(feature = "iteration")]
+    impl FromOutcome for Option<NextKey> {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Key(k) => Some(k),
+                _ => None,
+            }
+        }
+    }
+
+    #[cfg(feature = "reserved-data")]
+    impl FromOutcome for ReservedData {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Reserved(r) => Some(r),
+                _ => None,
+            }
+        }
+    }
+
+    impl FromOutcome for bool {
+        fn from_outcome(Finished(o): Finished) -> Option<Self> {
+            match o {
+                Outcome::Maintained(more) => Some(more),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// What mount found.
@@ -420,6 +544,11 @@ mod tests {
             (Error::Foreign, "Foreign"),
             (Error::InvalidKey(KeyError::ForbiddenByte(b' ')), "InvalidKey(ForbiddenByte(32))"),
             (Error::InvalidKey(KeyError::Empty), "InvalidKey(Empty)"),
+            (Error::InvalidKey(KeyError::TooLong), "InvalidKey(TooLong)"),
+            (Error::InvalidKey(KeyError::Reserved), "InvalidKey(Reserved)"),
+            (Error::Io(IoKind::Erase, IoError::Protected), "Io(Erase, Protected)"),
+            (Error::Io(IoKind::Fill, IoError::Other), "Io(Fill, Other)"),
+            (Error::Io(IoKind::Deliver, IoError::Other), "Io(Deliver, Other)"),
             (Error::Io(IoKind::Read, IoError::Ecc), "Io(Read, Ecc)"),
             (Error::Io(IoKind::Program, IoError::PowerLost), "Io(Program, PowerLost)"),
         ];

@@ -30,7 +30,10 @@ impl Get {
                     match ready!(find.poll(c, ev)) {
                         Found::No => return Ready(Err(Error::NotFound)),
                         Found::Yes { header, .. } if info_only => {
-                            return Ready(Ok(Outcome::Info { size: header.data_len, flags: header.flags }))
+                            return Ready(Ok(Outcome::Info(KeyInfo {
+                                size: header.data_len,
+                                flags: header.flags,
+                            })))
                         }
                         Found::Yes { pos, header, size } => {
                             let off = c.index.get(pos).ok_or(Error::Internal)?.offset;
@@ -50,7 +53,7 @@ impl Get {
                         ReadMode::Get { out_len } => out_len,
                         _ => 0,
                     });
-                    return Ready(Ok(Outcome::Value { size: h.data_len, flags: h.flags, copied }));
+                    return Ready(Ok(Outcome::Value(Value { size: h.data_len, flags: h.flags, copied })));
                 }
             }
             ev = Ev::Start;
@@ -86,8 +89,11 @@ impl Next {
                     if let Some((kl, at)) = matching_key(c, e.offset) {
                         let copied = kl.min(out_len);
                         let next = Cursor { pos: pos as u32 + 1, last_hash: Some(e.hash) };
-                        *self =
-                            Next::Deliver(Deliver::new(at, copied, Outcome::Key { len: kl, copied, next }));
+                        *self = Next::Deliver(Deliver::new(
+                            at,
+                            copied,
+                            Outcome::Key(Some(NextKey { len: kl, copied, next })),
+                        ));
                         ev = Ev::Start;
                         continue;
                     }
@@ -95,7 +101,7 @@ impl Next {
                 }
             };
             let Some(e) = c.index.get(pos) else {
-                return Ready(Ok(Outcome::End));
+                return Ready(Ok(Outcome::Key(None)));
             };
             *self = Next::AwaitEntry { pos, out_len };
             let len = (c.lay.body_offset + MAX_KEY_LEN as u32).min(c.free.saturating_sub(e.offset));

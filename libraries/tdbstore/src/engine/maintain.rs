@@ -21,18 +21,18 @@ impl Maintain {
             match self {
                 Maintain::Choose => {
                     let Some(next) = next_maintenance(c) else {
-                        return Ready(Ok(Outcome::Maintained { more: false }));
+                        return Ready(Ok(Outcome::Maintained(false)));
                     };
                     *self = next;
                     ev = Ev::Start;
                 }
                 Maintain::Compact(k) => {
                     ready!(k.poll(c, ev));
-                    return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
+                    return Ready(Ok(Outcome::Maintained(next_maintenance(c).is_some())));
                 }
                 Maintain::Erase(e) => {
                     ready!(e.poll(c, ev));
-                    return Ready(Ok(Outcome::Maintained { more: next_maintenance(c).is_some() }));
+                    return Ready(Ok(Outcome::Maintained(next_maintenance(c).is_some())));
                 }
             }
         }

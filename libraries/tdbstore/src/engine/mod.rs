@@ -47,8 +47,14 @@ mod write;
 
 #[cfg(feature = "iteration")]
 pub use api::Cursor;
+#[cfg(feature = "iteration")]
+pub use api::NextKey;
+use api::Outcome;
+#[cfg(feature = "reserved-data")]
+pub use api::ReservedData;
 pub use api::{
-    Error, IoError, IoKind, MountInfo, Op, Outcome, Request, SetWhen, Step, StoreInfo, StoreOptions, Task,
+    Error, IoError, IoKind, KeyInfo, MountInfo, Op, Output, Request, SetWhen, Step, StoreInfo, StoreOptions,
+    Task, Value,
 };
 
 #[cfg(feature = "incremental")]
@@ -104,6 +110,8 @@ enum Machine {
 pub struct Store<'w> {
     core: Core<'w>,
     machine: Option<Machine>,
+    /// The last operation's result, until [`Store::finish`] takes it.
+    result: Option<Result<Outcome, Error>>,
     #[cfg(feature = "incremental")]
     inc: Option<Staged>,
     /// Length of the work buffer while it is lent out ([`Store::lend`]): nothing runs until
@@ -173,6 +181,7 @@ impl<'w> Store<'w> {
                 instant: false,
             },
             machine: None,
+            result: None,
             #[cfg(feature = "incremental")]
             inc: None,
             lent: None,
@@ -301,11 +310,13 @@ impl<'w> Store<'w> {
     }
 
     /// Starts an operation. Refusals (bad input, busy, not mounted) come back at once as
-    /// `Step::Done(Err(..))` and leave any operation in flight untouched.
+    /// [`Step::Done`], with the reason for [`Store::finish`], and leave any operation in
+    /// flight untouched.
     pub fn start(&mut self, op: Op<'_>) -> Step {
         if self.machine.is_some() || self.lent.is_some() {
-            return Step::Done(Err(Error::Busy));
+            return self.done(Err(Error::Busy));
         }
+        self.result = None;
         self.core.prog = None;
         self.core.instant = false;
         match self.begin(op) {
@@ -313,30 +324,49 @@ impl<'w> Store<'w> {
                 self.machine = Some(m);
                 self.run(Ev::Start)
             }
-            Err(e) => Step::Done(Err(e)),
+            Err(e) => self.done(Err(e)),
         }
     }
 
     /// Continues the operation with the result of its pending request.
     pub fn resume(&mut self, result: Result<(), IoError>) -> Step {
         if self.machine.is_none() || self.core.pending.is_none() {
-            return Step::Done(Err(Error::Internal));
+            return self.done(Err(Error::Internal));
         }
         if self.lent.is_some() {
             // The driver still holds the buffer the request's data is in: nothing can go on.
             self.machine = None;
             self.core.pending = None;
             self.core.needs_mount();
-            return Step::Done(Err(Error::Internal));
+            return self.done(Err(Error::Internal));
         }
         self.core.pending = None;
         if self.core.prog.is_some() {
             if result.is_ok() && self.core.next_run() {
-                return self.core.pending.map_or(Step::Done(Err(Error::Internal)), Step::Io);
+                return match self.core.pending {
+                    Some(req) => Step::Io(req),
+                    None => self.done(Err(Error::Internal)),
+                };
             }
             self.core.prog = None;
         }
         self.run(Ev::Io(result))
+    }
+
+    /// The result of the operation that ended with [`Step::Done`], as its [`Output`] type
+    /// (`T` is the one the operation has: [`MountInfo`] for a mount, [`Value`] for a get, and
+    /// so on). Taken once. `Err(Error::Internal)` if there is none to take (nothing ended
+    /// since the last `finish`, or an operation is in flight) or `T` is not its operation's
+    /// type: both driver bugs.
+    pub fn finish<T: Output>(&mut self) -> Result<T, Error> {
+        T::from_outcome(api::sealed::Finished(self.result.take().ok_or(Error::Internal)??))
+            .ok_or(Error::Internal)
+    }
+
+    /// Ends the operation (or refusal) with `r`, kept for [`Store::finish`].
+    fn done(&mut self, r: Result<Outcome, Error>) -> Step {
+        self.result = Some(r);
+        Step::Done
     }
 
     /// Abandons the operation in flight (e.g. its driver was torn down). Flash may hold part
@@ -462,7 +492,7 @@ impl<'w> Store<'w> {
                 let n = c.reserved_len.ok_or(Error::NotFound)? as usize;
                 c.work[..n].copy_from_slice(&c.reserved[..n]);
                 let (len, copied) = (n as u32, (n as u32).min(out_len));
-                Machine::Deliver(Deliver::new(0, copied, Outcome::Reserved { len, copied }))
+                Machine::Deliver(Deliver::new(0, copied, Outcome::Reserved(ReservedData { len, copied })))
             }
             Op::Maintain => Machine::Maintain(Maintain::Choose),
             Op::Compact => Machine::Compact(Compact::new(Skip::None)),
@@ -483,7 +513,7 @@ impl<'w> Store<'w> {
 
     fn run(&mut self, ev: Ev) -> Step {
         let Some(mut m) = self.machine.take() else {
-            return Step::Done(Err(Error::Busy));
+            return self.done(Err(Error::Internal));
         };
         let mut r = self.poll_machine(&mut m, ev);
         // A program of blank units only completes at once: resume the machine right away.
@@ -498,14 +528,14 @@ impl<'w> Store<'w> {
                     Step::Io(req)
                 }
                 // Every procedure that returns Pending has made a request.
-                None => Step::Done(Err(Error::Internal)),
+                None => self.done(Err(Error::Internal)),
             },
             Ready(r) => {
                 self.core.pending = None;
                 if let Err(Error::Io(_, IoError::PowerLost) | Error::Internal) = r {
                     self.core.needs_mount();
                 }
-                Step::Done(r)
+                self.done(r)
             }
         }
     }

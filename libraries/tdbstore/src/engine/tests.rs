@@ -32,7 +32,7 @@ fn drive(
     let mut step = s.start(op);
     loop {
         let req = match step {
-            Step::Done(r) => return (r, log),
+            Step::Done => return (s.result.take().expect("a result"), log),
             Step::Io(req) => req,
         };
         log.push(req);
@@ -109,12 +109,12 @@ fn get_reads_the_header_and_key_in_one_request() {
     drive(&mut s, &mut flash, set(b"stats", 8, SetWhen::Always), b"12345678", &mut []).0.unwrap();
     let mut out = [0u8; 8];
     let (r, log) = drive(&mut s, &mut flash, Op::Get { key: b"stats", out_len: 8 }, &[], &mut out);
-    assert_eq!(r, Ok(Outcome::Value { size: 8, flags: 0, copied: 8 }));
+    assert_eq!(r, Ok(Outcome::Value(Value { size: 8, flags: 0, copied: 8 })));
     assert_eq!(&out, b"12345678");
     // Header and key (24 + 5), then the data, delivered.
     assert_eq!(log, [read(112, 29), read(141, 8), Request::Deliver { offset: 0, len: 8 }]);
     let (r, log) = drive(&mut s, &mut flash, Op::GetInfo { key: b"stats" }, &[], &mut []);
-    assert_eq!(r, Ok(Outcome::Info { size: 8, flags: 0 }));
+    assert_eq!(r, Ok(Outcome::Info(KeyInfo { size: 8, flags: 0 })));
     assert_eq!(log, [read(112, 29)]);
 }
 
@@ -229,7 +229,8 @@ fn a_cut_program_leaves_a_torn_tail_that_the_next_write_compacts_away() {
         };
         step = s.resume(r);
     }
-    assert_eq!(step, Step::Done(Err(Error::Io(IoKind::Program, IoError::Other))));
+    assert_eq!(step, Step::Done);
+    assert_eq!(s.finish::<()>(), Err(Error::Io(IoKind::Program, IoError::Other)));
     assert!(s.info().torn_tail);
     // The next write compacts into area 1 first, then appends there.
     let (r, log) = drive(&mut s, &mut flash, set(b"stats", 8, SetWhen::Always), b"abcdefgh", &mut []);
@@ -247,10 +248,10 @@ fn maintenance_erases_the_standby_area_one_sector_per_step() {
     // Area 0 is the dirty standby now: its first sector holds the old log, so the blank
     // check stops at the first programmed byte and erases; its second is read whole.
     let (r, log) = drive(&mut s, &mut flash, Op::Maintain, &[], &mut []);
-    assert_eq!(r, Ok(Outcome::Maintained { more: true }));
+    assert_eq!(r, Ok(Outcome::Maintained(true)));
     assert_eq!(log.last(), Some(&erase(0)));
     let (r, log) = drive(&mut s, &mut flash, Op::Maintain, &[], &mut []);
-    assert_eq!(r, Ok(Outcome::Maintained { more: true }));
+    assert_eq!(r, Ok(Outcome::Maintained(true)));
     assert!(log.iter().all(|r| matches!(r, Request::Read { addr, .. } if (4096..8192).contains(addr))));
     assert_eq!(s.info().standby_clean, AREA);
 }
@@ -269,8 +270,8 @@ fn a_lent_work_buffer_carries_reads_and_programs_and_must_come_back() {
     let mut programs = 0;
     loop {
         let req = match step {
-            Step::Done(r) => {
-                assert_eq!(r, Ok(Outcome::Done));
+            Step::Done => {
+                assert_eq!(s.finish::<()>(), Ok(()));
                 break;
             }
             Step::Io(req) => req,
@@ -281,7 +282,8 @@ fn a_lent_work_buffer_carries_reads_and_programs_and_must_come_back() {
                 assert_eq!(n, len as usize);
                 assert!(s.lend().is_none(), "lent twice");
                 assert!(s.io_buf().is_empty());
-                assert_eq!(s.start(Op::Maintain), Step::Done(Err(Error::Busy)));
+                assert_eq!(s.start(Op::Maintain), Step::Done);
+                assert_eq!(s.finish::<bool>(), Err(Error::Busy));
                 let flash_range = addr as usize..(addr + len) as usize;
                 if let Request::Read { .. } = req {
                     buf[at..at + n].copy_from_slice(&flash[flash_range]);
@@ -303,7 +305,7 @@ fn a_lent_work_buffer_carries_reads_and_programs_and_must_come_back() {
     assert!(programs > 0);
     let mut out = [0u8; 32];
     let (r, _) = drive(&mut s, &mut flash, Op::Get { key: b"k", out_len: 32 }, &[], &mut out);
-    assert!(matches!(r, Ok(Outcome::Value { size: 20, copied: 20, .. })));
+    assert!(matches!(r, Ok(Outcome::Value(Value { size: 20, copied: 20, .. }))));
     assert_eq!(&out[..20], &value);
 
     // Resuming while the driver still holds the buffer is a driver bug: the operation ends
@@ -312,9 +314,52 @@ fn a_lent_work_buffer_carries_reads_and_programs_and_must_come_back() {
         panic!("a get reads first")
     };
     let (buf, _, _) = s.lend().unwrap();
-    assert_eq!(s.resume(Ok(())), Step::Done(Err(Error::Internal)));
-    assert_eq!(s.start(Op::Mount), Step::Done(Err(Error::Busy)));
+    assert_eq!(s.resume(Ok(())), Step::Done);
+    assert_eq!(s.finish::<Value>(), Err(Error::Internal));
+    assert_eq!(s.start(Op::Mount), Step::Done);
+    assert_eq!(s.finish::<MountInfo>(), Err(Error::Busy));
     assert!(s.give_back(buf).is_ok());
     let (r, _) = drive(&mut s, &mut flash, Op::Mount, &[], &mut []);
     assert!(matches!(r, Ok(Outcome::Mounted(_))));
+}
+
+/// Each operation's result comes out as its own type, once; asking for another type, or for
+/// a result when none is waiting, is a driver bug reported as `Internal`.
+#[test]
+fn results_come_out_as_their_operations_type_once() {
+    let (mut work, mut index, mut flash) = ([0u8; 512], [IndexEntry::default(); 8], Vec::new());
+    let mut s = formatted(&mut work, &mut index, &mut flash);
+    assert_eq!(s.finish::<MountInfo>(), Err(Error::Internal), "the mount's result was taken already");
+    let mut out = [0u8; 4];
+    let ops =
+        [set(b"k", 2, SetWhen::Always), Op::Get { key: b"k", out_len: 4 }, Op::Get { key: b"k", out_len: 4 }];
+    for (i, op) in ops.into_iter().chain([Op::Maintain]).enumerate() {
+        let mut step = s.start(op);
+        while let Step::Io(req) = step {
+            let buf = s.io_buf();
+            match req {
+                Request::Read { addr, len } => {
+                    buf.copy_from_slice(&flash[addr as usize..(addr + len) as usize])
+                }
+                Request::Program { addr, len } => {
+                    flash[addr as usize..(addr + len) as usize].copy_from_slice(buf)
+                }
+                Request::Fill { .. } => buf.copy_from_slice(b"hi"),
+                Request::Deliver { len, .. } => out[..len as usize].copy_from_slice(buf),
+                Request::Erase { addr, len } => flash[addr as usize..(addr + len) as usize].fill(0xFF),
+            }
+            step = s.resume(Ok(()));
+        }
+        match i {
+            0 => assert_eq!(s.finish::<()>(), Ok(())),
+            1 => assert_eq!(s.finish::<Value>(), Ok(Value { size: 2, flags: 0, copied: 2 })),
+            2 => assert_eq!(s.finish::<()>(), Err(Error::Internal), "a get's result is a Value"),
+            _ => assert!(s.finish::<bool>().is_ok()),
+        }
+        assert_eq!(s.finish::<()>(), Err(Error::Internal), "op {i}: taken twice");
+    }
+    assert_eq!(&out[..2], b"hi");
+    // A refusal is a result too, of the operation's type.
+    assert_eq!(s.start(Op::Get { key: b"", out_len: 4 }), Step::Done);
+    assert_eq!(s.finish::<Value>(), Err(Error::InvalidKey(crate::format::KeyError::Empty)));
 }
