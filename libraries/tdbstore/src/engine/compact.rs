@@ -3,19 +3,23 @@
 use super::api::*;
 use super::erase::EnsureErased;
 use super::master::WriteMaster;
-use super::read_record::{ReadMode, ReadRecord};
 use super::shared::*;
+use crate::crc::Crc32;
 use crate::format::{self, Header};
-use core::task::Poll::{Pending, Ready};
+use core::task::Poll::Ready;
 
 /// Copies every live record (but `skip`) into the standby area, writes the reserved data and
 /// a master record with the next version, and switches areas. The master header is the
 /// commit point; until it is programmed the old area stays the store.
 ///
-/// A record that fits the work buffer (nearly all) is read once, whole, checked in RAM and
-/// programmed from there. A larger one is checked by a streaming read first and then copied
-/// chunk by chunk: a copy whose CRC failed only at its end would already be in the standby
-/// area, and would end every later mount scan there.
+/// Each live record is read once: chunk by chunk through the work buffer, its CRC checked on
+/// the way, each chunk programmed from where it was read. A record that fits one chunk
+/// (nearly all) is checked before anything of it is programmed, and left behind if it
+/// rotted since mount. A larger one is only known good at its last chunk: if it fails there,
+/// its first chunks are already in the standby area, where they would end every later mount
+/// scan. The compaction then drops the record and starts over on a standby area erased
+/// again (`restart`): an erase in the rare case instead of a second read of every large
+/// record in every compaction.
 pub(crate) struct Compact {
     skip: Skip,
     /// Index position of the record being copied.
@@ -49,31 +53,29 @@ enum CState {
         size: u32,
         e: EnsureErased,
     },
-    /// The whole record is being read (it fits the work buffer).
-    AwaitRecord {
-        off: u32,
-        header: Header,
-        size: u32,
-    },
-    /// The whole record is being programmed at `to`.
-    AwaitProgram {
-        size: u32,
-    },
-    /// A record larger than the work buffer is being checked.
-    Verify(ReadRecord),
-    AwaitCopyRead {
-        off: u32,
-        size: u32,
-        done: u32,
+    /// The chunk of `len` bytes after `copy.done` is being read.
+    AwaitChunk {
+        copy: Copying,
         len: u32,
     },
-    AwaitCopyProgram {
-        off: u32,
-        size: u32,
-        done: u32,
+    /// That chunk is being programmed at `to + copy.done`.
+    AwaitChunkProgram {
+        copy: Copying,
         len: u32,
     },
     Master(WriteMaster),
+}
+
+/// A record on its way from the active area (at `off`) to the standby area.
+#[derive(Clone, Copy, Debug)]
+struct Copying {
+    off: u32,
+    header: Header,
+    size: u32,
+    /// Bytes read, checked and programmed so far.
+    done: u32,
+    /// The record's CRC over them.
+    crc: Crc32,
 }
 
 impl Compact {
@@ -163,73 +165,41 @@ impl Compact {
                         // stays the store.
                         return Ready(Err(Error::Full));
                     }
-                    if size > c.chunk {
-                        self.st = CState::Verify(ReadRecord::new(Area::Active, off, ReadMode::Verify));
-                        continue;
-                    }
                     let e = EnsureErased::new(Area::Standby, c.room_for(self.to + size));
                     self.st = CState::Room { off, header, size, e };
                 }
                 CState::Room { off, header, size, e } => {
                     let (off, header, size) = (*off, *header, *size);
                     ready!(e.poll(c, ev));
-                    if size > c.chunk {
-                        self.st = CState::AwaitCopyProgram { off, size, done: 0, len: 0 };
-                        continue;
-                    }
                     // Read only now: making room reads through the work buffer.
-                    self.st = CState::AwaitRecord { off, header, size };
-                    return c.read(Area::Active, off, size);
+                    let copy = Copying { off, header, size, done: 0, crc: c.lay.crc_start(&header) };
+                    return self.read_chunk(c, copy);
                 }
-                CState::AwaitRecord { off, header, size } => {
-                    let (off, header, size) = (*off, *header, *size);
-                    if unreadable(ev)? || !c.record_checks_out(off, &header, size) {
-                        // Nothing of it is programmed: leave it behind.
-                        self.drop_record(c);
+                CState::AwaitChunk { copy, len } => {
+                    let (mut copy, len) = (*copy, *len);
+                    if unreadable(ev)? || !copy.check(c, len) {
+                        if copy.done == 0 {
+                            // Nothing of it is programmed: leave it behind.
+                            self.drop_record(c);
+                        } else {
+                            self.restart(c);
+                        }
                         continue;
                     }
-                    self.st = CState::AwaitProgram { size };
-                    let at = c.skew(off);
-                    return c.program(Area::Standby, self.to, at, size);
+                    self.st = CState::AwaitChunkProgram { copy, len };
+                    // Record offsets and chunks are whole program units, so whole read units:
+                    // the skew is 0, but the read path says so, not this code.
+                    let at = c.skew(copy.off + copy.done);
+                    return c.program(Area::Standby, self.to + copy.done, at, len);
                 }
-                CState::AwaitProgram { size } => {
-                    let size = *size;
+                CState::AwaitChunkProgram { copy, len } => {
+                    let (mut copy, len) = (*copy, *len);
                     ev.result(IoKind::Program)?;
-                    self.copied(c, size);
-                }
-                CState::Verify(rr) => match rr.poll(c, ev) {
-                    Pending => return Pending,
-                    Ready(Ok((header, size))) => {
-                        let off = c.index.get(self.pos).map_or(0, |e| e.offset);
-                        let e = EnsureErased::new(Area::Standby, c.room_for(self.to + size));
-                        self.st = CState::Room { off, header, size, e };
-                    }
-                    Ready(Err(Error::Corrupt | Error::Io(IoKind::Read, IoError::Ecc | IoError::Other))) => {
-                        self.drop_record(c);
-                    }
-                    Ready(Err(e)) => return Ready(Err(e)),
-                },
-                CState::AwaitCopyRead { off, size, done, len } => {
-                    let (off, size, done, len) = (*off, *size, *done, *len);
-                    ev.result(IoKind::Read)?;
-                    self.st = CState::AwaitCopyProgram { off, size, done, len };
-                    // Record offsets and copy chunks are whole program units, so whole read
-                    // units: the skew is 0, but the read path says so, not this code.
-                    let at = c.skew(off + done);
-                    return c.program(Area::Standby, self.to + done, at, len);
-                }
-                CState::AwaitCopyProgram { off, size, done, len } => {
-                    let (off, size, mut done, len) = (*off, *size, *done, *len);
-                    if len > 0 {
-                        ev.result(IoKind::Program)?;
-                        done += len;
-                    }
-                    if done >= size {
-                        self.copied(c, size);
+                    copy.done += len;
+                    if copy.done >= copy.size {
+                        self.copied(c, copy.size);
                     } else {
-                        let len = (size - done).min(c.chunk);
-                        self.st = CState::AwaitCopyRead { off, size, done, len };
-                        return c.read(Area::Active, off + done, len);
+                        return self.read_chunk(c, copy);
                     }
                 }
                 CState::Master(w) => {
@@ -244,6 +214,22 @@ impl Compact {
             }
             ev = Ev::Start;
         }
+    }
+
+    /// Reads the record's next chunk.
+    fn read_chunk(&mut self, c: &mut Core, copy: Copying) -> Poll<()> {
+        let len = (copy.size - copy.done).min(c.chunk);
+        self.st = CState::AwaitChunk { copy, len };
+        c.read(Area::Active, copy.off + copy.done, len)
+    }
+
+    /// The record being copied failed its check after some of it was programmed: drop it and
+    /// copy everything again into a standby area erased anew (the blank checks find what was
+    /// programmed). Each restart drops one record, so restarts end.
+    fn restart(&mut self, c: &mut Core) {
+        self.drop_record(c);
+        c.standby_dirtied();
+        self.st = CState::Start;
     }
 
     /// The record at `pos` is in the standby area now, at `to`.
@@ -264,6 +250,30 @@ impl Compact {
             }
         }
         self.st = CState::NextRecord;
+    }
+}
+
+impl Copying {
+    /// Checks the chunk of `len` bytes just read after `done`: the first holds the header
+    /// this compaction parsed (it may have rotted since), and each adds to the CRC, which
+    /// must hold at the last. False: the record no longer checks out.
+    fn check(&mut self, c: &Core, len: u32) -> bool {
+        let lay = c.lay;
+        let bytes = c.got(self.off + self.done, len);
+        if bytes.len() != len as usize {
+            return false;
+        }
+        if self.done == 0 && lay.parse_header(bytes) != Some(self.header) {
+            return false;
+        }
+        // The CRC covers the key and data: record bytes [body_offset, crc_end).
+        let crc_end = lay.body_offset + self.header.key_len as u32 + self.header.data_len;
+        let (from, to) = (self.done.max(lay.body_offset), (self.done + len).min(crc_end));
+        if from < to {
+            let covered = bytes.get((from - self.done) as usize..(to - self.done) as usize);
+            self.crc.update(covered.unwrap_or_default());
+        }
+        self.done + len < self.size || self.crc.value() == self.header.crc
     }
 }
 

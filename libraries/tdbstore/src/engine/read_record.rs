@@ -11,8 +11,6 @@ use core::task::Poll::Ready;
 pub(crate) enum ReadMode {
     /// Check the CRC; copy the key into `Core::key`.
     Scan,
-    /// Check the CRC only.
-    Verify,
     /// Check the CRC and deliver up to `out_len` data bytes.
     Get { out_len: u32 },
 }

@@ -236,23 +236,6 @@ impl<'w> Core<'w> {
         }
     }
 
-    /// Whether the record just read whole at `off` still has the header it had (`header`) and
-    /// a CRC that holds.
-    pub(crate) fn record_checks_out(&self, off: u32, header: &Header, size: u32) -> bool {
-        let lay = self.lay;
-        let bytes = self.got(off, size);
-        let body = lay.body_offset as usize;
-        let end = body + header.key_len as usize + header.data_len as usize;
-        match (lay.parse_header(bytes), bytes.get(body..end)) {
-            (Some(h), Some(b)) if h == *header => {
-                let mut crc = lay.crc_start(&h);
-                crc.update(b);
-                crc.value() == h.crc
-            }
-            _ => false,
-        }
-    }
-
     /// Copies an operation's key in; the key the lookups and appends of this operation use.
     pub(crate) fn set_key(&mut self, key: &[u8]) {
         let n = key.len().min(MAX_KEY_LEN);
@@ -309,6 +292,13 @@ impl<'w> Core<'w> {
         };
         self.standby_clean = 0;
         self.mounted = true;
+        self.check();
+    }
+
+    /// A compaction programmed into the standby area and is starting over: nothing of it is
+    /// known erased any more.
+    pub(crate) fn standby_dirtied(&mut self) {
+        self.standby_clean = 0;
         self.check();
     }
 
