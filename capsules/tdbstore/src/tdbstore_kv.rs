@@ -466,24 +466,35 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
     /// Starts `op`, a `task`, on the engine. Once it runs, the engine itself says what it
     /// runs ([`Store::task`]); `task` routes an outcome that comes back at once.
     fn start(&self, task: Task, op: Op<'_>, in_call: bool) {
-        // Without an engine, `Step::Done` finishes `task` with `NotMounted` (see `take`).
-        let step = self.store.map(|s| s.start(op)).unwrap_or(Step::Done);
+        let step = self.engine_start(op);
         self.run(task, step, in_call);
+    }
+
+    /// Starts `op` on the engine. Without an engine, `Step::Done`: the operation finishes
+    /// with `NotMounted` (see `take`).
+    fn engine_start(&self, op: Op<'_>) -> Step {
+        self.store.map(|s| s.start(op)).unwrap_or(Step::Done)
     }
 
     /// Starts the engine operation that carries out a client's `op`: one operation each;
     /// `add` and `update` are conditional writes the engine decides after its one lookup.
     fn start_user(&self, op: UserOp, in_call: bool) {
         let len = self.value.map_or(0, |v| v.len() as u32);
-        let set =
-            |when| move |s: &mut Store<'static>, key: &[u8]| s.start(Op::Set { key, len, flags: 0, when });
         let step = match op {
-            UserOp::Get => self.with_key(|s, key| s.start(Op::Get { key, out_len: len })),
-            UserOp::Set => self.with_key(set(SetWhen::Always)),
-            UserOp::Add => self.with_key(set(SetWhen::Absent)),
-            UserOp::Update => self.with_key(set(SetWhen::Present)),
-            UserOp::Delete => self.with_key(|s, key| s.start(Op::Remove { key })),
-            UserOp::GarbageCollect => Some(self.store.map(|s| s.start(Op::Compact)).unwrap_or(Step::Done)),
+            UserOp::GarbageCollect => Some(self.engine_start(Op::Compact)),
+            // `None`: the key has no stored form.
+            _ => self.store_key.map(|key| {
+                let key = key.as_bytes();
+                let set = |when| Op::Set { key, len, flags: 0, when };
+                self.engine_start(match op {
+                    UserOp::Get => Op::Get { key, out_len: len },
+                    UserOp::Set => set(SetWhen::Always),
+                    UserOp::Add => set(SetWhen::Absent),
+                    UserOp::Update => set(SetWhen::Present),
+                    UserOp::Delete => Op::Remove { key },
+                    UserOp::GarbageCollect => Op::Compact,
+                })
+            }),
         };
         let Some(step) = step else {
             // A key without a stored form is not in the store (only lookups get this far).
@@ -499,12 +510,6 @@ impl<'a, F: NorFlash<'a>> TdbStoreKv<'a, F> {
             _ => Task::Write,
         };
         self.run(task, step, in_call);
-    }
-
-    /// Runs `f` with the engine and the user key's stored form; `None` if the key has none.
-    /// Without an engine, `Step::Done` (which finishes with `NotMounted`).
-    fn with_key(&self, f: impl FnOnce(&mut Store<'static>, &[u8]) -> Step) -> Option<Step> {
-        self.store_key.map(|key| self.store.map(|s| f(s, key.as_bytes())).unwrap_or(Step::Done))
     }
 
     /// Maps the user's key to its stored form ([`tdbstore::app_key`]) before the operation
