@@ -383,16 +383,28 @@ impl Report {
         )
     }
 
+    /// The "before" file of a comparison section that `s` has begun, or `None` with `s` as the
+    /// section must read without one: empty if none was asked for, else why it is missing
+    /// (then `missing`).
+    fn loaded_before(&self, s: &mut String, missing: &str) -> Option<(&String, &Baseline)> {
+        match &self.before {
+            Before::NotAsked => {
+                s.clear();
+                None
+            }
+            Before::Missing(why) => {
+                s.push_str(&format!("No *before* figures: {why}.{missing}\n\n"));
+                None
+            }
+            Before::Loaded { path, baseline } => Some((path, baseline)),
+        }
+    }
+
     /// The per-operation figures of the "before" file beside this run's.
     fn ops_before_markdown(&self, setup: &OpsSetup) -> String {
         let mut s = String::from("### Before and after the engine restructure\n\n");
-        let (path, b) = match &self.before {
-            Before::NotAsked => return String::new(),
-            Before::Missing(why) => {
-                s.push_str(&format!("No *before* figures: {why}. Only this run's are shown above.\n\n"));
-                return s;
-            }
-            Before::Loaded { path, baseline } => (path, baseline),
+        let Some((path, b)) = self.loaded_before(&mut s, " Only this run's are shown above.") else {
+            return s;
         };
         s.push_str(&Self::before_source(b, path));
         s.push_str(" Each cell is *before → after*.");
@@ -460,13 +472,8 @@ impl Report {
     /// The footprint of the "before" file beside this run's.
     fn footprint_before_markdown(&self) -> String {
         let mut s = String::from("### Footprint before and after the engine restructure\n\n");
-        let (path, b) = match &self.before {
-            Before::NotAsked => return String::new(),
-            Before::Missing(why) => {
-                s.push_str(&format!("No *before* figures: {why}.\n\n"));
-                return s;
-            }
-            Before::Loaded { path, baseline } => (path, baseline),
+        let Some((path, b)) = self.loaded_before(&mut s, "") else {
+            return s;
         };
         if self.ops_setup.is_some() {
             s.push_str(&format!(

@@ -28,13 +28,22 @@ fn drive(
     input: &[u8],
     out: &mut [u8],
 ) -> (Result<Outcome, Error>, Vec<Request>) {
+    let step = s.start(op);
+    let log = perform(s, flash, step, input, out);
+    (s.result.take().expect("a result"), log)
+}
+
+/// Performs requests from `step` on until the operation is done, leaving its result for
+/// [`Store::finish`]; the requests made, in order.
+fn perform(
+    s: &mut Store<'_>,
+    flash: &mut [u8],
+    mut step: Step,
+    input: &[u8],
+    out: &mut [u8],
+) -> Vec<Request> {
     let mut log = Vec::new();
-    let mut step = s.start(op);
-    loop {
-        let req = match step {
-            Step::Done => return (s.result.take().expect("a result"), log),
-            Step::Io(req) => req,
-        };
+    while let Step::Io(req) = step {
         log.push(req);
         let buf = s.io_buf();
         match req {
@@ -54,6 +63,7 @@ fn drive(
         }
         step = s.resume(Ok(()));
     }
+    log
 }
 
 fn set(key: &[u8], len: u32, when: SetWhen) -> Op<'_> {
@@ -394,22 +404,8 @@ fn results_come_out_as_their_operations_type_once() {
     let ops =
         [set(b"k", 2, SetWhen::Always), Op::Get { key: b"k", out_len: 4 }, Op::Get { key: b"k", out_len: 4 }];
     for (i, op) in ops.into_iter().chain([Op::Maintain]).enumerate() {
-        let mut step = s.start(op);
-        while let Step::Io(req) = step {
-            let buf = s.io_buf();
-            match req {
-                Request::Read { addr, len } => {
-                    buf.copy_from_slice(&flash[addr as usize..(addr + len) as usize])
-                }
-                Request::Program { addr, len } => {
-                    flash[addr as usize..(addr + len) as usize].copy_from_slice(buf)
-                }
-                Request::Fill { .. } => buf.copy_from_slice(b"hi"),
-                Request::Deliver { len, .. } => out[..len as usize].copy_from_slice(buf),
-                Request::Erase { addr, len } => flash[addr as usize..(addr + len) as usize].fill(0xFF),
-            }
-            step = s.resume(Ok(()));
-        }
+        let step = s.start(op);
+        perform(&mut s, &mut flash, step, b"hi", &mut out);
         match i {
             0 => assert_eq!(s.finish::<()>(), Ok(())),
             1 => assert_eq!(s.finish::<Value>(), Ok(Value { size: 2, flags: 0, copied: 2 })),
