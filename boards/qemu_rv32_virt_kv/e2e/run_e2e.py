@@ -465,9 +465,11 @@ def stress_boot(env, r, apps, kv, n, totals):
     queued = {k: (v.get("busy"), v.get("nomem")) for k, v in f.items() if k != "fuzz"}
     r.check(all(v == (0, 0) for v in queued.values()) and len(queued) == 7,
             f"{name}: no app was refused (BUSY or NOMEM) because another's operation ran", str(queued))
-    r.check(bool(fuzz) and fuzz.get("violations") == 0 and fuzz.get("calls", 0) > 0,
-            f"{name}: fuzzer: {fuzz.get('calls') if fuzz else '?'} raw KV syscalls, each a well-formed result, "
-            "and the driver still serves it afterwards", str(fuzz))
+    r.check(bool(fuzz) and fuzz.get("violations") == 0 and fuzz.get("calls", 0) > 0
+            and fuzz.get("idle_probes", 0) > 0,
+            f"{name}: fuzzer: {fuzz.get('calls') if fuzz else '?'} raw KV syscalls, each a well-formed result; "
+            f"then nothing of its own left in flight (after {(fuzz or {}).get('idle_wait_us', '?')} us) "
+            "and its own set and get served", str(fuzz))
     restarts = [l for l in lines if re.search(r"process die faulted; restart \d+", l)]
     lives = [l for l in lines if l.startswith("die: life ")]
     done = next((l for l in lines if l.startswith("die: done lives")), None)
