@@ -179,7 +179,7 @@ pub fn report(
     );
     let s = &handoff.set;
     debug!(
-        "Kernel set: VTOR {:#010x}, I-cache {}, D-cache {} (process regions are not cacheable), MPU {} with {} regions cleared, PRIMASK {} (masked during the take-over), BASEPRI {:#x}, NVIC lines {:?} only, SysTick off.",
+        "Kernel set: VTOR {:#010x}, I-cache {}, D-cache {} (process regions: Normal, non-cacheable), MPU {} with {} regions cleared, PRIMASK {} (masked during the take-over), BASEPRI {:#x}, NVIC lines {:?} only, SysTick off.",
         s.vtor,
         on_off(s.icache),
         on_off(s.dcache),

@@ -66,7 +66,7 @@ impl InterruptService for Stm32h747DefaultPeripherals<'_> {
 
 /// The Cortex-M7 core of the STM32H747.
 pub struct Stm32h7<'a, I: InterruptService + 'a> {
-    mpu: cortexm7::mpu::MPU,
+    mpu: cortexm_normal_mpu::CortexM7Mpu,
     userspace_kernel_boundary: cortexm7::syscall::SysCall,
     interrupt_service: &'a I,
 }
@@ -77,8 +77,10 @@ impl<'a, I: InterruptService + 'a> Stm32h7<'a, I> {
     /// Call once: the chip owns the MPU.
     pub unsafe fn new(interrupt_service: &'a I) -> Self {
         Stm32h7 {
-            // SAFETY: the caller guarantees a single instance, so one owner of the MPU.
-            mpu: unsafe { cortexm7::mpu::new() },
+            // SAFETY: the caller guarantees a single instance, so one owner of the MPU. Upstream's
+            // MPU with process regions as Normal memory (`cortexm_normal_mpu`: upstream's alone
+            // makes them Strongly-ordered, where the Cortex-M7 faults unaligned accesses).
+            mpu: unsafe { cortexm_normal_mpu::cortexm7() },
             userspace_kernel_boundary: cortexm7::syscall::SysCall::new(),
             interrupt_service,
         }
@@ -86,7 +88,7 @@ impl<'a, I: InterruptService + 'a> Stm32h7<'a, I> {
 }
 
 impl<'a, I: InterruptService + 'a> Chip for Stm32h7<'a, I> {
-    type MPU = cortexm7::mpu::MPU;
+    type MPU = cortexm_normal_mpu::CortexM7Mpu;
     type UserspaceKernelBoundary = cortexm7::syscall::SysCall;
     type ThreadIdProvider = cortexm7::thread_id::CortexMThreadIdProvider;
 
@@ -114,7 +116,7 @@ impl<'a, I: InterruptService + 'a> Chip for Stm32h7<'a, I> {
         cortexm7::nvic::has_pending()
     }
 
-    fn mpu(&self) -> &cortexm7::mpu::MPU {
+    fn mpu(&self) -> &cortexm_normal_mpu::CortexM7Mpu {
         &self.mpu
     }
 

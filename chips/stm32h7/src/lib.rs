@@ -14,6 +14,7 @@
 //!   cpu      barriers, D-cache, ECC-guarded copy
 //!   handoff  take-over from the bootloader    bootinfo  bootloader info block (HSE)
 //!        |
+//! chips/cortexm-normal-mpu (the chip's MPU: upstream's, process regions Normal memory)
 //! arch/cortex-m7 (Tock)
 //! ```
 //!

@@ -55,15 +55,17 @@
 //!
 //! # Cache policy: D-cache off, I-cache on
 //!
-//! Tock's Cortex-M MPU code (`cortexm::mpu`) writes no TEX/C/B/S bits: every process region
-//! is Strongly-ordered, non-cacheable, while the kernel reaches the same AXI SRAM through the
-//! default memory map (PRIVDEFENA), which is Normal write-back write-allocate. With the
-//! D-cache on, a process's stores go straight to SRAM while the kernel may read stale lines
-//! (and write dirty lines back over the process's data) for the same addresses: stacked
-//! syscall frames, allow buffers and grants could disagree. Giving process regions coherent
-//! attributes would mean changing upstream's MPU code, which this board uses unmodified; the
-//! kernel does little data-heavy work, so the D-cache is turned off instead. The FLASH driver
-//! keeps its D-cache maintenance (it asks `cpu::dcache_enabled` and does nothing when off).
+//! Process regions are Normal, non-cacheable memory (`cortexm_normal_mpu`: upstream's
+//! Cortex-M MPU alone writes no TEX/C/B/S bits, which makes them Strongly-ordered, where the
+//! Cortex-M7 faults unaligned accesses), while the kernel reaches the same AXI SRAM through the
+//! default memory map (PRIVDEFENA, or the MPU off), which is Normal write-back write-allocate.
+//! With the D-cache on, the kernel could read stale lines (and write dirty lines back over the
+//! process's data) for addresses a process stores to uncached: stacked syscall frames, allow
+//! buffers and grants could disagree. Making process regions write-back instead would need a
+//! proof for every path that needs cache maintenance (flash program/erase, the ECC-guarded
+//! read's bus error, any DMA); the kernel does little data-heavy work, so the D-cache is
+//! turned off instead (the chip README has the reasoning). The FLASH driver keeps its D-cache
+//! maintenance (it asks `cpu::dcache_enabled` and does nothing when off).
 //!
 //! The I-cache has no such problem (no one writes code while the kernel runs: bank 1 is never
 //! programmed by this kernel, and tockloader stops the core), and it hides the flash's wait
