@@ -154,6 +154,10 @@ impl kernel::process::ProcessLoadingAsyncClient for PortentaH7 {
 
 /// Sets up the chip and every capsule. Separate and `inline(never)` so its large stack frame
 /// (the `static_init!`s) is gone before the kernel loop runs.
+///
+/// # Safety
+///
+/// Call once, from `main`, before anything else touches the chip.
 #[inline(never)]
 unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static ChipHw) {
     // SAFETY: first thing in `main`, before any driver of the NVIC, MPU or SysTick exists:
@@ -333,8 +337,29 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     // Upstream's permission layer reads a 9-byte header from every value without a length
     // check: make shorter (raw, host-provisioned) values read as absent instead of a panic.
     kv_store.set_min_value_len(capsules_extra::kv_store_permissions::HEADER_LENGTH);
-    if let Err(e) = kv_store.mount() {
-        debug!("tdbstore: mount not started: {:?}", e);
+    // The option bytes decide whether the region is free (stm32h7::flash::options): the
+    // driver refuses every operation otherwise, so no mount is started; apps get errors.
+    let options = peripherals.flash.option_bytes();
+    debug!(
+        "Option bytes: BCM4 {} (Cortex-M4 {} at reset), BOOT_CM4_ADD0 {:#010x}, BOOT_CM4_ADD1 {:#010x}, SWAP_BANK {}.",
+        u8::from(options.bcm4),
+        if options.bcm4 { "starts" } else { "stays off" },
+        options.cm4_boot0,
+        options.cm4_boot1,
+        u8::from(options.swap_bank),
+    );
+    match peripherals.flash.refusal() {
+        Some(refusal) => debug!(
+            "tdbstore: REFUSED, no flash operation on {:#010x}..{:#010x}: {}.",
+            kv_region.base(),
+            kv_region.end(),
+            refusal.explanation()
+        ),
+        None => {
+            if let Err(e) = kv_store.mount() {
+                debug!("tdbstore: mount not started: {:?}", e);
+            }
+        }
     }
     rgb.show(boot::Stage::Running);
     let kv_permissions = components::kv::KVStorePermissionsComponent::new(kv_store)

@@ -18,6 +18,9 @@
 //! - Only the region the board configures is ever addressed: every request is checked against
 //!   it (`INVAL` otherwise) before a register is touched, so the Arduino bootloader, the kernel
 //!   and the apps cannot be programmed or erased through this driver.
+//! - Nothing at all when the option bytes give the region to someone else (an M4 that boots
+//!   from it, or swapped banks that would make bank 2's register block erase the bootloader's
+//!   bank): read when the driver is created, every operation then `NODEVICE` ([`options`]).
 //! - Buffers are `SubSliceMut`s: the driver reads into and programs from the active window
 //!   only, and hands the buffer back (completion or refusal) with that window unchanged.
 //! - One operation at a time (`BUSY` otherwise, nothing changes). Reads complete through a
@@ -51,6 +54,7 @@
 //! | `MissingEndOfOperation` | interrupt with neither EOP nor an error and nothing in flight | `FAIL` |
 //! | `NotErased` | pre-program blank check failed | `RESERVE` |
 //! | `OutOfRegion` | outside the region or misaligned | `INVAL` |
+//! | `Refused` | the option bytes give the region to someone else ([`options`]) | `NODEVICE` |
 //! | `Busy` | an operation in flight (driver or hardware) | `BUSY` |
 //!
 //! SR.SNECCERR (a single-bit error the hardware corrected) is not an error: it is cleared and
@@ -65,6 +69,7 @@ use kernel::ErrorCode;
 use nor_flash_hil::{check_range, Geometry, NorFlash, NorFlashClient};
 
 pub mod mmio;
+pub mod options;
 pub mod regs;
 
 #[cfg(test)]
@@ -74,6 +79,7 @@ mod model;
 #[cfg(test)]
 mod tests;
 
+use options::{OptionBytes, StoreRefusal};
 use regs::{cr, sr, ECC_FA_MASK, KEY1, KEY2, WORD_BYTES};
 pub use regs::{Bank, FlashRegisters, FlashWord, Reg, BANK2_BASE, FLASH_BASE, FLASH_END, SECTOR_SIZE};
 
@@ -111,6 +117,9 @@ pub enum FlashError {
     OutOfRegion,
     /// Another operation is in flight.
     Busy,
+    /// The option bytes give the region to someone else (the M4's boot code, or the bank
+    /// holding the bootloader when the banks are swapped): nothing is done, ever.
+    Refused(StoreRefusal),
 }
 
 impl FlashError {
@@ -146,6 +155,7 @@ impl FlashError {
             FlashError::WriteProtection | FlashError::NotErased => ErrorCode::RESERVE,
             FlashError::OutOfRegion => ErrorCode::INVAL,
             FlashError::Busy => ErrorCode::BUSY,
+            FlashError::Refused(_) => ErrorCode::NODEVICE,
             FlashError::ProgramSequence
             | FlashError::Strobe
             | FlashError::Inconsistency
@@ -255,6 +265,8 @@ enum State {
 pub struct Flash<'a, R: FlashRegisters, D: DeferredSignal = DeferredCall> {
     regs: R,
     region: FlashRegion,
+    options: OptionBytes,
+    refusal: Option<StoreRefusal>,
     client: OptionalCell<&'a dyn NorFlashClient>,
     /// The lent buffer while an operation is in flight (window as lent).
     buffer: MapCell<SubSliceMut<'static, u8>>,
@@ -274,11 +286,15 @@ impl<R: FlashRegisters> Flash<'_, R, DeferredCall> {
 }
 
 impl<R: FlashRegisters, D: DeferredSignal> Flash<'_, R, D> {
-    /// A driver with its own deferred-completion mechanism (host tests).
+    /// A driver with its own deferred-completion mechanism (host tests). Reads the option bytes
+    /// first: if they give the region to someone else, every operation is refused.
     pub fn with_deferred(regs: R, region: FlashRegion, deferred: D) -> Self {
+        let options = OptionBytes::read(&regs);
         Flash {
             regs,
             region,
+            options,
+            refusal: options.check(region).err(),
             client: OptionalCell::empty(),
             buffer: MapCell::empty(),
             state: Cell::new(State::Idle),
@@ -291,6 +307,24 @@ impl<R: FlashRegisters, D: DeferredSignal> Flash<'_, R, D> {
     /// The region this driver owns.
     pub fn region(&self) -> FlashRegion {
         self.region
+    }
+
+    /// The option bytes read when the driver was created.
+    pub fn option_bytes(&self) -> OptionBytes {
+        self.options
+    }
+
+    /// Why every operation is refused, if it is (`options`).
+    pub fn refusal(&self) -> Option<StoreRefusal> {
+        self.refusal
+    }
+
+    /// Refuses everything when the option bytes give the region to someone else.
+    fn check_allowed(&self) -> Result<(), FlashError> {
+        match self.refusal {
+            Some(r) => self.fail(FlashError::Refused(r)),
+            None => Ok(()),
+        }
     }
 
     /// The most recent error, for diagnostics (the client only sees the `ErrorCode`).
@@ -588,6 +622,9 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
         addr: u32,
         mut buffer: SubSliceMut<'static, u8>,
     ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
+        if let Err(e) = self.check_allowed() {
+            return Err((e.to_error_code(), buffer));
+        }
         if self.state.get() != State::Idle {
             self.last_error.set(Some(FlashError::Busy));
             return Err((ErrorCode::BUSY, buffer));
@@ -609,6 +646,9 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
         addr: u32,
         buffer: SubSliceMut<'static, u8>,
     ) -> Result<(), (ErrorCode, SubSliceMut<'static, u8>)> {
+        if let Err(e) = self.check_allowed() {
+            return Err((e.to_error_code(), buffer));
+        }
         let len = buffer.len();
         let abs = match self.absolute(addr, len, WORD_BYTES) {
             Ok(a) => a,
@@ -633,6 +673,7 @@ impl<'a, R: FlashRegisters, D: DeferredSignal> NorFlash<'a> for Flash<'a, R, D> 
     }
 
     fn erase(&self, addr: u32) -> Result<(), ErrorCode> {
+        self.check_allowed().map_err(FlashError::to_error_code)?;
         let abs =
             self.absolute(addr, SECTOR_SIZE as usize, SECTOR_SIZE).map_err(FlashError::to_error_code)?;
         self.check_idle(Bank::of(abs)).map_err(FlashError::to_error_code)?;

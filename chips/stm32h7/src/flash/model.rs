@@ -19,7 +19,9 @@
 //! - write protection (WRPERR), EOP only with EOPIE, flags cleared by CCR;
 //! - the program-once rule: programming a word that is not erased leaves it with a bad ECC;
 //!   later reads of it raise DBECCERR and set ECC_FA (the driver's guarded read);
-//! - injected failures: the next completion raises a chosen flag instead of EOP.
+//! - injected failures: the next completion raises a chosen flag instead of EOP;
+//! - the option registers in effect (OPTCR.SWAP_BANK, OPTSR_CUR.BCM4, BOOT4_CURR), only in
+//!   bank 1's block and read-only to the driver (any write is counted).
 
 use std::cell::RefCell;
 
@@ -89,6 +91,10 @@ struct State {
     register_writes: u32,
     stores: u32,
     dcache_invalidations: Vec<(u32, u32)>,
+    optcr: u32,
+    optsr_cur: u32,
+    boot4_cur: u32,
+    option_writes: u32,
 }
 
 /// The model. Interior mutability: the driver holds `&FlashModel`.
@@ -118,6 +124,12 @@ impl FlashModel {
                 register_writes: 0,
                 stores: 0,
                 dcache_invalidations: Vec::new(),
+                // OPTLOCK set, banks not swapped; BCM4 clear (as Arduino's core leaves it);
+                // factory boot addresses: M4 at 0x0810_0000 (ADD0), system memory (ADD1).
+                optcr: 1,
+                optsr_cur: 0,
+                boot4_cur: 0x1FF0_0810,
+                option_writes: 0,
             }),
         }
     }
@@ -197,6 +209,23 @@ impl FlashModel {
     /// Makes the next completion in `bank` raise `flag` instead of succeeding.
     pub fn fail_next(&self, bank: Bank, flag: u32) {
         self.s.borrow_mut().banks[idx(bank)].fail_next = Some(flag);
+    }
+
+    /// Sets the option bytes in effect: SWAP_BANK, BCM4 and FLASH_BOOT4_CURR.
+    pub fn set_option_bytes(&self, swap_bank: bool, bcm4: bool, boot4_cur: u32) {
+        let mut s = self.s.borrow_mut();
+        s.optcr = if swap_bank {
+            s.optcr | super::regs::optcr::SWAP_BANK
+        } else {
+            s.optcr & !super::regs::optcr::SWAP_BANK
+        };
+        s.optsr_cur = if bcm4 { super::regs::optsr::BCM4 } else { 0 };
+        s.boot4_cur = boot4_cur;
+    }
+
+    /// Writes to the option registers (the driver must make none).
+    pub fn option_writes(&self) -> u32 {
+        self.s.borrow().option_writes
     }
 
     /// Write-protects a sector (option bytes WPSN).
@@ -300,6 +329,11 @@ impl FlashRegisters for FlashModel {
                 v
             }
             Reg::EccFa => st.ecc_fa,
+            Reg::Optcr if bank == Bank::One => s.optcr,
+            Reg::OptsrCur if bank == Bank::One => s.optsr_cur,
+            Reg::Boot4Cur if bank == Bank::One => s.boot4_cur,
+            // Reserved offsets in bank 2's block.
+            Reg::Optcr | Reg::OptsrCur | Reg::Boot4Cur => 0,
         }
     }
 
@@ -368,6 +402,7 @@ impl FlashRegisters for FlashModel {
                 }
             }
             Reg::Sr | Reg::EccFa => {}
+            Reg::Optcr | Reg::OptsrCur | Reg::Boot4Cur => s.option_writes += 1,
         }
     }
 

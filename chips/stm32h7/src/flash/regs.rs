@@ -90,6 +90,15 @@ pub enum Reg {
     Ccr,
     /// FLASH_ECC_FAx (0x60): failing ECC word index in bits [14:0].
     EccFa,
+    /// FLASH_OPTCR (0x18, bank 1's block only: one register for both banks): SWAP_BANK in bit
+    /// 31 is the bank mapping in effect. Read-only to this driver.
+    Optcr,
+    /// FLASH_OPTSR_CUR (0x1C, bank 1's block only): the option bytes in effect; BCM4 in bit 22.
+    /// Read-only to this driver.
+    OptsrCur,
+    /// FLASH_BOOT4_CUR (0x48, bank 1's block only): the Cortex-M4's boot addresses in effect.
+    /// Read-only to this driver.
+    Boot4Cur,
 }
 
 impl Reg {
@@ -101,8 +110,32 @@ impl Reg {
             Reg::Sr => 0x10,
             Reg::Ccr => 0x14,
             Reg::EccFa => 0x60,
+            Reg::Optcr => 0x18,
+            Reg::OptsrCur => 0x1C,
+            Reg::Boot4Cur => 0x48,
         }
     }
+}
+
+/// FLASH_OPTCR bits (RM0399 §4.9.7; ST's HAL `FLASH_WaitForLastOperation` and Zephyr's and
+/// MicroPython's H7 flash drivers read the same bit).
+pub mod optcr {
+    /// The banks are swapped: bank 2 is mapped at 0x0800_0000, bank 1 at 0x0810_0000.
+    pub const SWAP_BANK: u32 = 1 << 31;
+}
+
+/// FLASH_OPTSR_CUR bits (RM0399 §4.9.8).
+pub mod optsr {
+    /// BCM4: the Cortex-M4 boots at reset (otherwise it waits for the M7 to start it).
+    pub const BCM4: u32 = 1 << 22;
+}
+
+/// FLASH_BOOT4_CURR fields (RM0399 §4.9.19): each a boot address's bits 31:16.
+pub mod boot4 {
+    /// BOOT_CM4_ADD0 (boot pin low), bits 15:0.
+    pub const ADD0_MASK: u32 = 0xFFFF;
+    /// BOOT_CM4_ADD1 (boot pin high), bits 31:16.
+    pub const ADD1_SHIFT: u32 = 16;
 }
 
 /// FLASH_CRx bits (RM0399 §4.9.4).

@@ -14,6 +14,7 @@ use kernel::ErrorCode;
 use nor_flash_hil::{NorFlash, NorFlashClient};
 
 use super::model::{FlashModel, WordState};
+use super::options::StoreRefusal;
 use super::regs::{cr, sr, Bank, BANK2_BASE, SECTOR_SIZE};
 use super::{DeferredSignal, Flash, FlashError, FlashRegion, RegionError};
 
@@ -620,4 +621,81 @@ fn a_wrong_unlock_is_reported_as_locked() {
     assert_eq!(e, Err(ErrorCode::FAIL));
     assert_eq!(r.flash.last_error(), Some(FlashError::Locked));
     assert_eq!(r.model.word_state(REGION_BASE), WordState::Erased);
+}
+
+/// A rig whose part has these option bytes in effect when the driver is created.
+fn rig_with_options(swap_bank: bool, bcm4: bool, boot4_cur: u32) -> Rig {
+    let model: &'static FlashModel = Box::leak(Box::new(FlashModel::new()));
+    model.set_option_bytes(swap_bank, bcm4, boot4_cur);
+    let region = FlashRegion::new(REGION_BASE, REGION_SIZE).unwrap();
+    let flash: &'static TestFlash =
+        Box::leak(Box::new(Flash::with_deferred(model, region, TestDeferred::default())));
+    let client: &'static Recorder = Box::leak(Box::default());
+    flash.set_client(client);
+    Rig { model, flash, client }
+}
+
+/// Every operation is refused with NODEVICE, the buffers come back, nothing reaches the
+/// hardware and no callback follows.
+fn assert_everything_refused(r: &Rig, why: StoreRefusal) {
+    assert_eq!(r.flash.refusal(), Some(why));
+    let writes = r.model.hardware_writes();
+    let (e, b) = r.flash.read(0, buf(&[7; 16])).unwrap_err();
+    assert_eq!((e, b.as_slice()), (ErrorCode::NODEVICE, &[7u8; 16][..]));
+    let (e, b) = r.flash.program(0, buf(&pattern(32, 1))).unwrap_err();
+    assert_eq!((e, b.len()), (ErrorCode::NODEVICE, 32));
+    assert_eq!(r.flash.erase(0), Err(ErrorCode::NODEVICE));
+    assert_eq!(r.flash.last_error(), Some(FlashError::Refused(why)));
+    r.service_deferred();
+    assert!(r.client.take().is_empty());
+    assert_eq!(r.model.hardware_writes(), writes, "no flash operation at all");
+    assert_eq!(r.model.word_state(REGION_BASE), WordState::Erased);
+}
+
+#[test]
+fn factory_option_bytes_with_the_m4_off_leave_the_store_alone() {
+    // BCM4 clear (Arduino's core clears it), ADD0 still the factory 0x0810_0000.
+    let r = rig_with_options(false, false, 0x1FF0_0810);
+    let o = r.flash.option_bytes();
+    assert_eq!((o.swap_bank, o.bcm4, o.cm4_boot0, o.cm4_boot1), (false, false, 0x0810_0000, 0x1FF0_0000));
+    assert_eq!(r.flash.refusal(), None);
+    assert_eq!(r.erase(0), Ok(()));
+    assert_eq!(r.program(0, &pattern(32, 2)), Ok(()));
+    assert_eq!(r.model.option_writes(), 0, "the driver never writes an option register");
+}
+
+#[test]
+fn an_m4_that_boots_from_the_region_refuses_every_operation() {
+    // Factory boot address (ADD0 = 0x0810) with BCM4 set: the M4 runs bank 2.
+    let r = rig_with_options(false, true, 0x1FF0_0810);
+    assert_everything_refused(&r, StoreRefusal::Cm4BootsInRegion { address: 0x0810_0000 });
+    // Through ADD1 (boot pin high) too: the pin cannot be read, so both count.
+    let r = rig_with_options(false, true, 0x0814_0800);
+    assert_everything_refused(&r, StoreRefusal::Cm4BootsInRegion { address: 0x0814_0000 });
+}
+
+#[test]
+fn an_m4_that_boots_elsewhere_leaves_the_store_alone() {
+    // BCM4 set, both boot addresses outside bank 2 (system memory, bank 1's app area).
+    let r = rig_with_options(false, true, 0x1FF0_080C);
+    assert_eq!(r.flash.refusal(), None);
+    assert_eq!(r.erase(SECTOR_SIZE), Ok(()));
+}
+
+#[test]
+fn swapped_banks_refuse_every_operation() {
+    // SWAP_BANK: 0x0810_0000 is physical bank 1, the bootloader's; CR2 would erase bank 2,
+    // which is now mapped at 0x0800_0000 with the bootloader and kernel.
+    let r = rig_with_options(true, false, 0x1FF0_0810);
+    assert_everything_refused(&r, StoreRefusal::BankSwap);
+    // The swap is reported first even when the M4 would also boot there.
+    let r = rig_with_options(true, true, 0x1FF0_0810);
+    assert_eq!(r.flash.refusal(), Some(StoreRefusal::BankSwap));
+}
+
+#[test]
+fn refusals_explain_the_fix() {
+    assert!(StoreRefusal::BankSwap.explanation().contains("SWAP_BANK"));
+    assert!(StoreRefusal::Cm4BootsInRegion { address: 0x0810_0000 }.explanation().contains("BCM4"));
+    assert_eq!(FlashError::Refused(StoreRefusal::BankSwap).to_error_code(), ErrorCode::NODEVICE);
 }
