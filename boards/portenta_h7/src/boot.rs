@@ -165,6 +165,10 @@ pub fn report(
         f.fault_enables >> 16,
     );
     debug!(
+        "Bootloader left: CFSR {:#010x}, HFSR {:#010x}, SCR {:#x}, flash banks unlocked {:#04b} (bit 0 bank 1); kernel cleared the fault status, SCR = 0, both banks locked.",
+        f.cfsr, f.hfsr, f.scr, f.flash_unlocked,
+    );
+    debug!(
         "Bootloader left: SYSCLK from {:?}, HSE {}{}; supply {:?} (PWR_CR3 {:#x}, never changed by the kernel).",
         found.sysclk,
         if found.hse_ready { "ready" } else { "off" },

@@ -38,8 +38,9 @@ impl CoreRegisters for CoreMmio {
         #[cfg(all(target_arch = "arm", target_os = "none"))]
         {
             // SAFETY: `reg.address()` is one of the architecturally defined, always-mapped
-            // 32-bit System Control Space registers listed in `CoreReg` (PM0253 chapter 4); reading
-            // them has no side effects (the write-only ones read as zero or UNKNOWN).
+            // 32-bit System Control Space registers listed in `CoreReg` (PM0253 chapter 4), or
+            // FLASH_CR1/CR2 (RM0399 §4.9.4, always mapped); reading them has no side effects
+            // (the write-only ones read as zero or UNKNOWN).
             unsafe { core::ptr::read_volatile(reg.address() as usize as *const u32) }
         }
         #[cfg(not(all(target_arch = "arm", target_os = "none")))]

@@ -39,7 +39,13 @@
 //!    SHCSR cleared: Tock's vector table sends those to `unhandled_interrupt`, and relies on
 //!    them escalating to HardFault, whose handler turns a process's fault into a stopped
 //!    process rather than a kernel panic.
-//! 5. **VTOR** = this kernel's vector table.
+//! 5. **Fault status and sleep**: CFSR, HFSR and DFSR cleared (write 1 to clear; PM0253
+//!    "Configurable fault status register", "HardFault status register", ARMv7-M ARM §C1.6.1
+//!    DFSR), so the first fault report is the kernel's own; SCR = 0 (no SLEEPONEXIT,
+//!    SLEEPDEEP or SEVONPEND left by the bootloader). **FLASH_CR1 and FLASH_CR2 locked**
+//!    (LOCK, RM0399 §4.9.4): MCUboot jumps with both banks unlocked, and an unlocked bank
+//!    lets a stray store program the kernel's own flash; the driver unlocks per operation.
+//!    VTOR = this kernel's vector table.
 //! 6. **MPU off, then every region cleared** (PM0253 "Memory protection unit": MPU_CTRL = 0, then for each region
 //!    RNR = n, RASR = 0, RBAR = 0), as MicroPython's Portenta port does
 //!    (`ports/stm32/boards/ARDUINO_PORTENTA_H7/board_init.c`), so no bootloader region
@@ -91,7 +97,8 @@ mod model;
 mod tests;
 
 use regs::{
-    ccr, icsr, mpu, shcsr, syst, CoreReg, CoreRegisters, MAX_MPU_REGIONS, NVIC_IPR_WORDS, NVIC_WORDS,
+    ccr, icsr, mpu, shcsr, syst, CoreReg, CoreRegisters, FLASH_CR_LOCK, MAX_MPU_REGIONS, NVIC_IPR_WORDS,
+    NVIC_WORDS,
 };
 
 /// What the bootloader left, read before anything is changed.
@@ -123,6 +130,14 @@ pub struct Found {
     pub shpr_nonzero: bool,
     /// SHCSR's MemManage/BusFault/UsageFault enables.
     pub fault_enables: u32,
+    /// CFSR (configurable fault status).
+    pub cfsr: u32,
+    /// HFSR (HardFault status).
+    pub hfsr: u32,
+    /// SCR (sleep configuration).
+    pub scr: u32,
+    /// Bit 0: FLASH_CR1 was unlocked; bit 1: FLASH_CR2 was.
+    pub flash_unlocked: u8,
 }
 
 /// What the take-over set (read back from the registers afterwards).
@@ -178,6 +193,11 @@ pub fn survey<R: CoreRegisters>(r: &R) -> Found {
         systick_csr: r.read(CoreReg::SystCsr),
         shpr_nonzero: shpr != 0,
         fault_enables: r.read(CoreReg::Shcsr) & shcsr::ENABLES,
+        cfsr: r.read(CoreReg::Cfsr),
+        hfsr: r.read(CoreReg::Hfsr),
+        scr: r.read(CoreReg::Scr),
+        flash_unlocked: u8::from(r.read(CoreReg::FlashCr1) & FLASH_CR_LOCK == 0)
+            | (u8::from(r.read(CoreReg::FlashCr2) & FLASH_CR_LOCK == 0) << 1),
     }
 }
 
@@ -234,7 +254,18 @@ pub fn take_over<R: CoreRegisters>(r: &R, vector_table: u32) -> Handoff {
     let shcsr_now = r.read(CoreReg::Shcsr);
     r.write(CoreReg::Shcsr, shcsr_now & !shcsr::ENABLES);
 
-    // 5. This kernel's vectors.
+    // 5. Fault status cleared (write 1 to clear), no sleep configuration, flash banks locked,
+    //    this kernel's vectors.
+    for reg in [CoreReg::Cfsr, CoreReg::Hfsr, CoreReg::Dfsr] {
+        r.write(reg, u32::MAX);
+    }
+    r.write(CoreReg::Scr, 0);
+    for reg in [CoreReg::FlashCr1, CoreReg::FlashCr2] {
+        let cr = r.read(reg);
+        if cr & FLASH_CR_LOCK == 0 {
+            r.write(reg, cr | FLASH_CR_LOCK);
+        }
+    }
     r.write(CoreReg::Vtor, vector_table);
     r.barrier();
 

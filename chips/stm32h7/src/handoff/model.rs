@@ -89,6 +89,12 @@ pub struct CoreState {
     pub syst_cvr: u32,
     /// VTOR.
     pub vtor: u32,
+    /// SCR.
+    pub scr: u32,
+    /// CFSR, HFSR, DFSR (write 1 to clear).
+    pub fault_status: [u32; 3],
+    /// FLASH_CR1, FLASH_CR2 (LOCK in bit 0: set by a write, never cleared by one here).
+    pub flash_cr: [u32; 2],
 }
 
 impl CoreState {
@@ -115,6 +121,9 @@ impl CoreState {
             syst_csr: 0,
             syst_cvr: 0,
             vtor: 0,
+            scr: 0,
+            fault_status: [0; 3],
+            flash_cr: [1, 1],
         }
     }
 
@@ -145,6 +154,11 @@ impl CoreState {
         s.syst_csr = 0x7;
         s.syst_cvr = 1234;
         s.vtor = 0x0800_0000;
+        // A precise bus fault the bootloader took and ignored, a forced HardFault, a debug
+        // halt; SLEEPDEEP and SEVONPEND; both flash banks unlocked (MCUboot v25 jumps so).
+        s.fault_status = [0x0000_8200, 0x4000_0000, 0x0000_0001];
+        s.scr = 0x14;
+        s.flash_cr = [0x20, 0x20];
         s
     }
 
@@ -207,6 +221,12 @@ impl CoreRegisters for CoreModel {
                 (if s.systick_pending { 1 << 26 } else { 0 }) | (if s.pendsv_pending { 1 << 28 } else { 0 })
             }
             CoreReg::Vtor => s.vtor,
+            CoreReg::Scr => s.scr,
+            CoreReg::Cfsr => s.fault_status[0],
+            CoreReg::Hfsr => s.fault_status[1],
+            CoreReg::Dfsr => s.fault_status[2],
+            CoreReg::FlashCr1 => s.flash_cr[0],
+            CoreReg::FlashCr2 => s.flash_cr[1],
             CoreReg::Ccr => s.ccr,
             CoreReg::Shpr(n) => s.shpr[(n.saturating_sub(1) % 3) as usize],
             CoreReg::Shcsr => s.shcsr,
@@ -251,6 +271,17 @@ impl CoreRegisters for CoreModel {
                 }
             }
             CoreReg::Vtor => s.vtor = value & !0x7F,
+            CoreReg::Scr => s.scr = value,
+            CoreReg::Cfsr => s.fault_status[0] &= !value,
+            CoreReg::Hfsr => s.fault_status[1] &= !value,
+            CoreReg::Dfsr => s.fault_status[2] &= !value,
+            CoreReg::FlashCr1 | CoreReg::FlashCr2 => {
+                let i = usize::from(reg == CoreReg::FlashCr2);
+                // A locked CR ignores writes (RM0399 §4.9.4); LOCK is only ever set by one.
+                if s.flash_cr[i] & 1 == 0 {
+                    s.flash_cr[i] = value;
+                }
+            }
             CoreReg::Ccr => {
                 let dc_off = s.ccr & ccr::DC != 0 && value & ccr::DC == 0;
                 let ic_on = s.ccr & ccr::IC == 0 && value & ccr::IC != 0;

@@ -40,12 +40,25 @@ pub enum CoreReg {
     Icsr,
     /// SCB VTOR (0xE000_ED08).
     Vtor,
+    /// SCB SCR (0xE000_ED10): SLEEPONEXIT, SLEEPDEEP, SEVONPEND.
+    Scr,
     /// SCB CCR (0xE000_ED14): DC (bit 16), IC (bit 17).
     Ccr,
     /// SCB SHPR1..SHPR3 (0xE000_ED18 + 4 * (n - 1)), `n` in 1..=3.
     Shpr(u8),
     /// SCB SHCSR (0xE000_ED24): fault handler enables.
     Shcsr,
+    /// SCB CFSR (0xE000_ED28): MemManage/BusFault/UsageFault status, write 1 to clear.
+    Cfsr,
+    /// SCB HFSR (0xE000_ED2C): HardFault status, write 1 to clear.
+    Hfsr,
+    /// SCB DFSR (0xE000_ED30): debug fault status, write 1 to clear.
+    Dfsr,
+    /// FLASH_CR1 (0x5200_200C, RM0399 §4.9.4): not a core register, but the take-over locks it
+    /// (LOCK, bit 0) before anything else runs.
+    FlashCr1,
+    /// FLASH_CR2 (0x5200_210C, RM0399 §4.9.4).
+    FlashCr2,
     /// CCSIDR (0xE000_ED80): geometry of the cache CSSELR selects.
     Ccsidr,
     /// CSSELR (0xE000_ED84): cache selection (0 = level 1 data cache).
@@ -88,9 +101,15 @@ impl CoreReg {
         match self {
             CoreReg::Icsr => 0xE000_ED04,
             CoreReg::Vtor => 0xE000_ED08,
+            CoreReg::Scr => 0xE000_ED10,
             CoreReg::Ccr => 0xE000_ED14,
             CoreReg::Shpr(n) => 0xE000_ED18 + 4 * (n.saturating_sub(1) % 3) as u32,
             CoreReg::Shcsr => 0xE000_ED24,
+            CoreReg::Cfsr => 0xE000_ED28,
+            CoreReg::Hfsr => 0xE000_ED2C,
+            CoreReg::Dfsr => 0xE000_ED30,
+            CoreReg::FlashCr1 => 0x5200_200C,
+            CoreReg::FlashCr2 => 0x5200_210C,
             CoreReg::Ccsidr => 0xE000_ED80,
             CoreReg::Csselr => 0xE000_ED84,
             CoreReg::Iciallu => 0xE000_EF50,
@@ -139,6 +158,9 @@ pub mod shcsr {
     /// The three enables.
     pub const ENABLES: u32 = MEMFAULTENA | BUSFAULTENA | USGFAULTENA;
 }
+
+/// FLASH_CRx.LOCK (RM0399 §4.9.4): set by software, cleared only by the key sequence.
+pub const FLASH_CR_LOCK: u32 = 1 << 0;
 
 /// MPU bits (PM0253 "Memory protection unit").
 pub mod mpu {

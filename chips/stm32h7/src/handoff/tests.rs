@@ -58,6 +58,10 @@ fn takes_over_everything_the_bootloader_left_without_breaking_a_rule() {
             systick_csr: 0x7,
             shpr_nonzero: true,
             fault_enables: 0x7 << 16,
+            cfsr: 0x0000_8200,
+            hfsr: 0x4000_0000,
+            scr: 0x14,
+            flash_unlocked: 0b11,
         }
     );
     assert_eq!(report.set.vtor, KERNEL_VECTORS);
@@ -187,4 +191,28 @@ fn systick_state_names() {
     assert_eq!(systick_state(0), "off");
     assert_eq!(systick_state(1), "on");
     assert_eq!(systick_state(3), "on with interrupt");
+}
+
+#[test]
+fn fault_status_sleep_and_flash_locks_are_the_kernels_after_the_take_over() {
+    let core = after_bootloader();
+    take_over(&core, KERNEL_VECTORS);
+    assert_eq!(core.violations(), Vec::<String>::new());
+    let s = core.state();
+    assert_eq!(s.fault_status, [0; 3], "CFSR, HFSR, DFSR cleared: the first fault report is the kernel's");
+    assert_eq!(s.scr, 0, "no SLEEPDEEP/SEVONPEND/SLEEPONEXIT left by the bootloader");
+    assert_eq!(s.flash_cr.map(|cr| cr & 1), [1, 1], "both flash banks locked");
+    assert_eq!(s.flash_cr.map(|cr| cr & !1), [0x20, 0x20], "only LOCK changed");
+    // Cleared with interrupts masked, before the kernel's vectors are in place.
+    let vtor = core.first(|a| matches!(a, Access::Write(CoreReg::Vtor, _))).expect("VTOR");
+    for reg in
+        [CoreReg::Cfsr, CoreReg::Hfsr, CoreReg::Dfsr, CoreReg::Scr, CoreReg::FlashCr1, CoreReg::FlashCr2]
+    {
+        let w = core.first(|a| matches!(a, Access::Write(r, _) if *r == reg)).expect("written");
+        assert!(w < vtor, "{reg:?}");
+    }
+    // Already locked banks are not written.
+    let core = CoreModel::new(CoreState::reset());
+    take_over(&core, KERNEL_VECTORS);
+    assert!(core.first(|a| matches!(a, Access::Write(CoreReg::FlashCr1 | CoreReg::FlashCr2, _))).is_none());
 }
