@@ -193,7 +193,7 @@ pub fn report(
         s.basepri,
         stm32h7::nvic::ENABLED,
     );
-    let acr = stm32h7::flash::mmio::access_control();
+    let acr = stm32h7::rcc::Rcc::new().flash_access_control();
     match outcome {
         ClockOutcome::Configured => debug!(
             "Clocks: SYSCLK {} Hz (PLL1 from HSE {} MHz), HCLK {} Hz, FLASH_ACR LATENCY {} WRHIGHFREQ {}.",

@@ -194,7 +194,7 @@ unsafe fn start() -> (&'static kernel::Kernel, &'static PortentaH7, &'static Chi
     osc_enable.set();
     osc_enable.make_output();
     let clock_outcome = match clock_plan.config {
-        Some(config) => match rcc.configure(&config, &pwr) {
+        Some(config) => match rcc.configure(&config) {
             Ok(()) => boot::ClockOutcome::Configured,
             Err(e) => boot::ClockOutcome::Failed(e),
         },

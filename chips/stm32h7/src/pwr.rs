@@ -1,20 +1,22 @@
 // Licensed under the Apache License, Version 2.0 or the MIT License.
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Power control: read the supply configuration (never write it) and select voltage scale 1.
+//! Power control: read the supply configuration (never write it) and the voltage scale, for
+//! the boot report.
 //!
 //! ```text
-//! rcc::Rcc::configure -> pwr (this file) -> PWR @ 0x5802_4800
+//! boards/portenta_h7 boot report -> pwr (this file) -> PWR @ 0x5802_4800
+//! rcc::configure (VOS1, through rcc::regs::ClockRegisters)
 //! ```
 //!
 //! RM0399 "Power control (PWR)": PWR_CR3 (supply configuration) is write-once after power-on
 //! and the Arduino bootloader writes it (it also configures the PF1550 PMIC); writing a value
 //! that does not match the board's wiring can lock the chip up. So this module only reads and
-//! reports it, waits (bounded) for ACTVOSRDY, and then asks for VOS1 in PWR_D3CR, which
-//! 400 MHz needs.
+//! reports it. The voltage scale itself (VOS1 in PWR_D3CR, which 400 MHz needs) is part of the
+//! clock set-up, `rcc::configure`, where the host model checks it against the clocks.
 
-use kernel::utilities::registers::interfaces::{ReadWriteable, Readable};
-use kernel::utilities::registers::{register_bitfields, register_structs, ReadOnly, ReadWrite};
+use kernel::utilities::registers::interfaces::Readable;
+use kernel::utilities::registers::{register_bitfields, register_structs, ReadOnly};
 use kernel::utilities::StaticRef;
 
 register_structs! {
@@ -23,9 +25,7 @@ register_structs! {
         (0x04 => csr1: ReadOnly<u32, CSR1::Register>),
         (0x08 => _reserved1),
         (0x0C => cr3: ReadOnly<u32, CR3::Register>),
-        (0x10 => _reserved2),
-        (0x18 => d3cr: ReadWrite<u32, D3CR::Register>),
-        (0x1C => @END),
+        (0x10 => @END),
     }
 }
 
@@ -40,10 +40,6 @@ register_bitfields![u32,
         SDEN OFFSET(2) NUMBITS(1) [],
         SMPSEXTHP OFFSET(3) NUMBITS(1) [],
         SMPSLEVEL OFFSET(4) NUMBITS(2) []
-    ],
-    D3CR [
-        VOSRDY OFFSET(13) NUMBITS(1) [],
-        VOS OFFSET(14) NUMBITS(2) [Scale3 = 0b01, Scale2 = 0b10, Scale1 = 0b11]
     ]
 ];
 
@@ -51,8 +47,6 @@ const PWR_BASE: StaticRef<PwrRegisters> =
     // SAFETY: 0x5802_4800 is the PWR register block of the STM32H747 (RM0399 memory map);
     // only the registers above are declared.
     unsafe { StaticRef::new(0x5802_4800 as *const PwrRegisters) };
-
-const WAIT_LIMIT: u32 = 2_000_000;
 
 /// The supply configuration PWR_CR3 describes (RM0399 PWR "supply configuration" table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +66,6 @@ pub enum SupplyConfig {
     /// Any other combination (raw CR3 bits [5:0]).
     Other(u32),
 }
-
-/// PWR never reported the supply ready (ACTVOSRDY) or the new scale (VOSRDY).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VoltageScalingTimeout;
 
 /// The PWR block.
 pub struct Pwr {
@@ -123,33 +113,10 @@ impl Pwr {
     pub fn active_vos(&self) -> u32 {
         self.registers.csr1.read(CSR1::ACTVOS)
     }
-
-    /// Selects VOS1 and waits (bounded) for it; `Err` if the supply never became ready or
-    /// the scale did not settle. The supply configuration itself is never written.
-    pub fn set_voltage_scale_1(&self) -> Result<(), VoltageScalingTimeout> {
-        let r = &*self.registers;
-        if !wait(|| r.csr1.is_set(CSR1::ACTVOSRDY)) {
-            return Err(VoltageScalingTimeout);
-        }
-        r.d3cr.modify(D3CR::VOS::Scale1);
-        if !wait(|| r.d3cr.is_set(D3CR::VOSRDY)) {
-            return Err(VoltageScalingTimeout);
-        }
-        Ok(())
-    }
 }
 
 impl Default for Pwr {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn wait(mut condition: impl FnMut() -> bool) -> bool {
-    for _ in 0..WAIT_LIMIT {
-        if condition() {
-            return true;
-        }
-    }
-    condition()
 }

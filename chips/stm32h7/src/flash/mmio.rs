@@ -85,41 +85,6 @@ impl FlashRegisters for FlashMmio {
     }
 }
 
-/// FLASH_ACR (RM0399 §4.9.1): LATENCY in bits 3:0, WRHIGHFREQ in bits 5:4.
-const FLASH_ACR: *mut u32 = FLASH_REGS_BASE as *mut u32;
-const ACR_LATENCY_MASK: u32 = 0xF;
-const ACR_WRHIGHFREQ_SHIFT: u32 = 4;
-const ACR_WRHIGHFREQ_MASK: u32 = 0b11 << ACR_WRHIGHFREQ_SHIFT;
-
-/// Sets the flash read latency (wait states) and the programming delay (WRHIGHFREQ).
-///
-/// Both go in one write and are confirmed by reading them back (RM0399 §4.3.8 "FLASH read
-/// operations": the new latency must be visible before the clock is raised; the table of that
-/// section gives WRHIGHFREQ for the AXI clock). Returns whether it took effect.
-pub fn set_access(latency: u32, wrhighfreq: u32) -> bool {
-    let value = (latency & ACR_LATENCY_MASK) | ((wrhighfreq << ACR_WRHIGHFREQ_SHIFT) & ACR_WRHIGHFREQ_MASK);
-    let mask = ACR_LATENCY_MASK | ACR_WRHIGHFREQ_MASK;
-    // SAFETY: FLASH_ACR is the documented, always-mapped access control register. The caller
-    // (`Rcc::configure`) raises the latency before raising the clock, never after; no flash
-    // program or erase is running at boot, when this is called.
-    let acr = unsafe { core::ptr::read_volatile(FLASH_ACR) };
-    // SAFETY: as above.
-    unsafe { core::ptr::write_volatile(FLASH_ACR, (acr & !mask) | value) };
-    for _ in 0..16 {
-        // SAFETY: as above.
-        if unsafe { core::ptr::read_volatile(FLASH_ACR) } & mask == value {
-            return true;
-        }
-    }
-    false
-}
-
-/// FLASH_ACR as it is now (for the boot report).
-pub fn access_control() -> u32 {
-    // SAFETY: FLASH_ACR is always mapped; a read has no side effects.
-    unsafe { core::ptr::read_volatile(FLASH_ACR) }
-}
-
 /// Flash-size register (RM0399 "device electronic signature": KiB, 16 bits).
 const FLASH_SIZE_REG: *const u16 = 0x1FF1_E880 as *const u16;
 
