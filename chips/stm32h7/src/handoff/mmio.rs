@@ -11,7 +11,8 @@
 //! ```
 //!
 //! On the host (tests, `cargo check` of the crate) reads return 0 and writes do nothing; the
-//! host tests use the model instead.
+//! host tests use the model instead. The D-cache clean-and-disable is one naked assembly
+//! function here (see `dcache_clean_invalidate_disable`).
 
 use super::regs::{CoreReg, CoreRegisters};
 
@@ -137,4 +138,70 @@ impl CoreRegisters for CoreMmio {
     fn barrier(&self) {
         crate::cpu::barrier();
     }
+
+    fn clean_invalidate_and_disable_dcache(&self) {
+        #[cfg(all(target_arch = "arm", target_os = "none"))]
+        // SAFETY: the hand-off calls this once, privileged, with interrupts masked; the
+        // function only writes CSSELR, DCCISW and CCR (PM0253 §4.8) and clobbers only the
+        // caller-saved r0-r3, r12 and the flags, as the C ABI allows.
+        unsafe {
+            dcache_clean_invalidate_disable();
+        }
+    }
+}
+
+/// Cleans and invalidates the whole L1 D-cache by set/way, then disables it; one naked
+/// function, so no compiler-generated store can come between the last clean and the disable.
+///
+/// PM0253 §4.8 "Cache maintenance operations" and the ARMv7-M ARM §B2.2.7 (CSSELR, CCSIDR,
+/// DCCISW) / §B3.2.8 (CCR.DC); the loop is CMSIS `SCB_CleanInvalidateDCache`'s. The Cortex-M7
+/// D-cache is always 4-way with 32-byte lines (Cortex-M7 TRM §5.1, "L1 caches"), so the way
+/// goes in DCCISW bits 31:30 and the set from bit 5; only the number of sets is read from
+/// CCSIDR. Registers: r0 the SCS address, r1 the last way's field, r2 the set field counting
+/// down, r3 the way field counting down, r12 the DCCISW value: all caller-saved, so there is
+/// no prologue, no spill and no stack access (`check-dcache` in the board's Makefile checks
+/// the linked kernel for any).
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+#[unsafe(naked)]
+unsafe extern "C" fn dcache_clean_invalidate_disable() {
+    core::arch::naked_asm!(
+        // CSSELR = 0: CCSIDR describes the L1 data cache.
+        "movw r0, #0xED84",
+        "movt r0, #0xE000",
+        "movs r1, #0",
+        "str r1, [r0]",
+        "dsb",
+        "isb",
+        // CCSIDR (0xE000_ED80): NumSets - 1 in bits 27:13, Associativity - 1 in bits 12:3.
+        "ldr r1, [r0, #-4]",
+        "ubfx r2, r1, #13, #15",
+        "lsls r2, r2, #5",
+        "ubfx r1, r1, #3, #10",
+        "lsls r1, r1, #30",
+        // DCCISW (0xE000_EF74), every set and way.
+        "movw r0, #0xEF74",
+        "movt r0, #0xE000",
+        "2:",
+        "mov r3, r1",
+        "3:",
+        "orr r12, r3, r2",
+        "str r12, [r0]",
+        "cmp r3, #0",
+        "sub r3, r3, #0x40000000",
+        "bne 3b",
+        "cmp r2, #0",
+        "sub r2, r2, #32",
+        "bne 2b",
+        "dsb",
+        // CCR (0xE000_ED14).DC = 0, then DSB and ISB: the disable completes before anything
+        // after it.
+        "movw r0, #0xED14",
+        "movt r0, #0xE000",
+        "ldr r1, [r0]",
+        "bic r1, r1, #0x10000",
+        "str r1, [r0]",
+        "dsb",
+        "isb",
+        "bx lr",
+    )
 }

@@ -81,12 +81,16 @@
 //! The D-cache is cleaned before it is disabled because whatever the bootloader and the
 //! start-up code (`.data`/`.bss` initialisation, the first stack frames) wrote may still be
 //! dirty in it: disabling first would make the CPU read the stale SRAM behind those lines
-//! (CMSIS issue ARM-software/CMSIS_5#620 is this bug). The second pass after disabling
-//! catches any line written between the first pass and the disable (the kernel stack); no
-//! cacheable store can allocate a line after the disable. In the release build the code
-//! between the end of the first pass and the disable is a register load and store of CCR and
-//! the first pass's own register restores (loads): no store that the first pass misses, and
-//! no load of such a store after the disable (checked in the disassembly of `start`).
+//! (CMSIS issue ARM-software/CMSIS_5#620 is this bug). No data store may come between the
+//! clean and the disable: it would allocate a dirty line (write-allocate) that the disable
+//! hides. That is guaranteed by construction, not by the compiler's current choice: on the
+//! target the clean, the disable and the barriers are one naked assembly function
+//! (`mmio::dcache_clean_invalidate_disable`: PM0253 §4.8 "Cache maintenance operations",
+//! DCCISW by set/way as the ARMv7-M ARM §B2.2.7 and CMSIS `SCB_CleanInvalidateDCache` do,
+//! then CCR.DC = 0, DSB, ISB) that touches only caller-saved registers and the System Control
+//! Space, never the stack; `make -C boards/portenta_h7 check-dcache` (part of `make -C boards
+//! test`) checks the linked kernel's disassembly of it for any stack access. A second
+//! clean-and-invalidate pass after the disable leaves no line valid for a later enable.
 
 pub mod mmio;
 pub mod regs;
@@ -206,7 +210,7 @@ pub fn survey<R: CoreRegisters>(r: &R) -> Found {
 /// PM0253 "Cache maintenance operations": CSSELR = 0 selects the L1 data cache; CCSIDR gives
 /// sets, ways and line size; DCCISW takes the way in the top bits and the set above the line
 /// offset, as CMSIS `SCB_CleanInvalidateDCache`.
-fn clean_invalidate_dcache<R: CoreRegisters>(r: &R) {
+fn clean_invalidate_dcache<R: CoreRegisters + ?Sized>(r: &R) {
     r.write(CoreReg::Csselr, 0);
     r.barrier();
     let ccsidr = r.read(CoreReg::Ccsidr);
@@ -291,10 +295,7 @@ pub fn take_over<R: CoreRegisters>(r: &R, vector_table: u32) -> Handoff {
 
     // 7. Caches. D-cache: clean while on, disable, clean again (see the module docs).
     if r.read(CoreReg::Ccr) & ccr::DC != 0 {
-        clean_invalidate_dcache(r);
-        let ccr_now = r.read(CoreReg::Ccr);
-        r.write(CoreReg::Ccr, ccr_now & !ccr::DC);
-        r.barrier();
+        r.clean_invalidate_and_disable_dcache();
         clean_invalidate_dcache(r);
     }
     // I-cache: invalidate, then enable (PM0253 "Cache maintenance operations").

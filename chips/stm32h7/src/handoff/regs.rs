@@ -201,6 +201,21 @@ pub trait CoreRegisters {
     fn set_basepri(&self, value: u32);
     /// DSB then ISB.
     fn barrier(&self);
+
+    /// Cleans and invalidates the whole level-1 D-cache by set/way, then disables it
+    /// (CCR.DC = 0), DSB, ISB, with no data store between the last line's clean and the
+    /// disable (a store there could allocate a dirty line that the disable then hides).
+    ///
+    /// This default does it through [`CoreRegisters::read`]/[`CoreRegisters::write`], which is
+    /// what the host model checks; on the target [`super::mmio::CoreMmio`] runs it as one
+    /// naked assembly function that uses only caller-saved registers and no stack, so the
+    /// guarantee does not depend on the compiler's code generation.
+    fn clean_invalidate_and_disable_dcache(&self) {
+        super::clean_invalidate_dcache(self);
+        let ccr_now = self.read(CoreReg::Ccr);
+        self.write(CoreReg::Ccr, ccr_now & !ccr::DC);
+        self.barrier();
+    }
 }
 
 impl<T: CoreRegisters + ?Sized> CoreRegisters for &T {
@@ -227,5 +242,8 @@ impl<T: CoreRegisters + ?Sized> CoreRegisters for &T {
     }
     fn barrier(&self) {
         (**self).barrier()
+    }
+    fn clean_invalidate_and_disable_dcache(&self) {
+        (**self).clean_invalidate_and_disable_dcache()
     }
 }

@@ -216,3 +216,20 @@ fn fault_status_sleep_and_flash_locks_are_the_kernels_after_the_take_over() {
     take_over(&core, KERNEL_VECTORS);
     assert!(core.first(|a| matches!(a, Access::Write(CoreReg::FlashCr1 | CoreReg::FlashCr2, _))).is_none());
 }
+
+#[test]
+fn nothing_but_the_ccr_read_comes_between_the_last_clean_and_the_disable() {
+    // The sequence the target's naked assembly function runs (`mmio`), step by step: after
+    // the first pass's last DCCISW only a barrier and the CCR read, then the disable and a
+    // barrier.
+    let core = after_bootloader();
+    take_over(&core, KERNEL_VECTORS);
+    let log = core.log();
+    let disable = core
+        .first(|a| matches!(a, Access::Write(CoreReg::Ccr, v) if v & ccr::DC == 0))
+        .expect("D-cache disabled");
+    let last_clean =
+        log[..disable].iter().rposition(|a| matches!(a, Access::Write(CoreReg::Dccisw, _))).expect("cleaned");
+    assert_eq!(&log[last_clean + 1..disable], &[Access::Barrier, Access::Read(CoreReg::Ccr)]);
+    assert_eq!(log[disable + 1], Access::Barrier);
+}
