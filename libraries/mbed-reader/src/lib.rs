@@ -9,7 +9,9 @@
 //! area end (**`>=`**, B2), or its CRC does not match (§4); the active area is area 0 when
 //! `v0 > v1 || v0 == 0` (§7, B5); the scan starts **at** the master record, so `"TDBS"` is a
 //! key (B1), and stops at the first invalid record (§7); reserved data comes from the first
-//! area, 0 then 1, whose trailer checks out (§10). Flash is modelled as NOR that reads back
+//! area, 0 then 1, whose trailer checks out (§10). [`Image::gc`] runs Mbed's garbage
+//! collection on paper (§11): whether it copies every RAM-table entry, its own `"TDBS"`
+//! included, and reads each copy back (B10, B11). Flash is modelled as NOR that reads back
 //! whatever bits are there (the golden vectors' model): a torn unit reads as its bytes.
 
 #![forbid(unsafe_code)]
@@ -99,6 +101,38 @@ pub enum Mount {
     NoStore,
     /// `MBED_ERROR` at init, a system halt (§7.2): why.
     Fatal(String),
+}
+
+/// What Mbed's own garbage collection would do with a store (§11, `copy_record`
+/// T:834-892): copy every RAM-table entry, `"TDBS"` included (B1), in table order
+/// (descending key hash), to the standby area from the first record's offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gc {
+    /// Every entry is copied and Mbed reads every copy back: the copies end at `end`.
+    Fits {
+        /// Area-relative offset after the last copy (Mbed's `_free_space_offset` after it).
+        end: u32,
+    },
+    /// `copy_record` refuses an entry (`to_offset + total_size > _size`, MEDIA_FULL) after
+    /// copying part of the table: Mbed's RAM table is left pointing into the standby area,
+    /// every later set and remove fails, also after a reboot, and `get` can return another
+    /// key's value (B10).
+    MediaFull {
+        /// The entry that no longer fits.
+        key: Vec<u8>,
+        /// Where it would have gone.
+        at: u32,
+        /// Its record size.
+        size: u32,
+    },
+    /// An entry is copied so that its last byte is the area's last byte: Mbed's reader
+    /// rejects it (B2), so after the collection the value is lost (B11).
+    LostAtEnd {
+        /// The entry Mbed would lose.
+        key: Vec<u8>,
+        /// Where its copy starts.
+        at: u32,
+    },
 }
 
 /// One decoded record.
@@ -200,6 +234,33 @@ impl<'a> Image<'a> {
             let data = self.bytes(area, 0, len.min(64))?;
             (size == 8 && len <= 64 && mbed_crc(data) == crc).then(|| (area, data.to_vec()))
         })
+    }
+
+    /// Mbed's garbage collection of `store` (what [`Image::mount`] found in this image), as
+    /// Mbed's next `set` that does not fit would run it (§11). `None` if the store holds a key
+    /// Mbed's RAM table could not have (none from [`Image::mount`]).
+    pub fn gc(&self, store: &Store) -> Gc {
+        let p = self.program_size;
+        let header = align_up(HEADER as u64, p);
+        let first = self.master_offset() + header + align_up(4 + 8, p);
+        let mut table: Vec<(u32, &Vec<u8>, u64)> =
+            store.keys.iter().map(|(k, (_, d))| (mbed_crc(k), k, d.len() as u64)).collect();
+        // The RAM table is sorted by hash, descending (§6); equal hashes alias in Mbed (B12),
+        // and keeping both here only makes the copy longer, never shorter.
+        table.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let mut to = first;
+        for (_, key, data_len) in table {
+            let key_len = key.len() as u64;
+            let total = header + align_up(key_len + data_len, p);
+            if to + total > self.area_size {
+                return Gc::MediaFull { key: key.clone(), at: to as u32, size: total as u32 };
+            }
+            if to + header + key_len + data_len >= self.area_size {
+                return Gc::LostAtEnd { key: key.clone(), at: to as u32 };
+            }
+            to = align_up(to + total, p);
+        }
+        Gc::Fits { end: to as u32 }
     }
 
     /// What Mbed's `init()` finds (§7).
@@ -305,6 +366,43 @@ mod tests {
         assert!(s.keys.contains_key(&b"TDBS"[..]), "the master record is a key (B1)");
         let Mount::Store(s) = Image::new(&exact, 1, 256).mount() else { panic!("store") };
         assert!(s.user_keys().is_empty());
+    }
+
+    /// The format notes' B10 trap, at the geometry (8 KiB, P = 8, 4 KiB areas): "a"
+    /// with 8 bytes and "d" with 3,911 fill the log to 4,088, one unit short of the end, which
+    /// Mbed reads; but its collection copies "TDBS" as well, 40 bytes more than fit.
+    #[test]
+    fn mbed_gc_of_a_log_filled_past_its_own_master_copy_fails() {
+        let build = |a_len: usize, d_len: usize| {
+            let mut img = vec![0xFF; 8192];
+            let mut at = 72;
+            for r in [
+                record(8, b"TDBS", &[1, 0, 1, 0, 0, 0, 0, 0], 0),
+                record(8, b"a", &vec![1; a_len], 0),
+                record(8, b"d", &vec![2; d_len], 0),
+            ] {
+                img[at..at + r.len()].copy_from_slice(&r);
+                at += r.len();
+            }
+            img
+        };
+        let trapped = build(8, 3911);
+        let img = Image::new(&trapped, 8, 4096);
+        let Mount::Store(s) = img.mount() else { panic!("store") };
+        assert_eq!(s.free_offset, 4088);
+        assert_eq!(s.user_keys().len(), 2, "Mbed reads the image");
+        assert!(matches!(img.gc(&s), Gc::MediaFull { .. }), "{:?}", img.gc(&s));
+        // 40 bytes less (one master record) and the collection fits, one unit short of the end.
+        let fits = build(8, 3911 - 40);
+        let img = Image::new(&fits, 8, 4096);
+        let Mount::Store(s) = img.mount() else { panic!("store") };
+        assert_eq!(img.gc(&s), Gc::Fits { end: 4088 });
+        // Copied last ("a" has the lowest hash) with no tail padding, "a" ends exactly at the
+        // area end (112 + 3,904 + 40 + 40 = 4,096): Mbed cannot read it back (B11).
+        let exact = build(15, 3879);
+        let img = Image::new(&exact, 8, 4096);
+        let Mount::Store(s) = img.mount() else { panic!("store") };
+        assert!(matches!(img.gc(&s), Gc::LostAtEnd { .. }), "{:?}", img.gc(&s));
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //! Deviations from Mbed's defects (format notes §12), all chosen so that images stay
 //! mutually readable: a record ending exactly at the area end is read as valid (Mbed rejects
 //! it, B2) but never written: in Mbed format the log stops at [`Layout::log_limit`], one
-//! program unit short of the area end; keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3);
+//! program unit and one master record short of the area end, so Mbed's own garbage
+//! collection, which copies its master record (B1), always fits (B10); keys are 1..=[`MAX_KEY_LEN`] bytes everywhere (B3);
 //! the key `"TDBS"` is never a user key and master-record copies in the data region are
 //! skipped (B1, B7).
 
@@ -402,11 +403,17 @@ impl Layout {
     /// set would program over it. Keeping the whole log below `area_size - P` also keeps
     /// every compaction valid for Mbed: compaction reorders records, and a record without
     /// tail padding could otherwise land exactly at the end. This reader still accepts
-    /// exact-fit records written by others ([`Layout::record_extent`]). Compact-record
-    /// stores are not Mbed's to read and use the whole area.
+    /// exact-fit records written by others ([`Layout::record_extent`]).
+    ///
+    /// In Mbed format the log also leaves out one master record's size. Mbed's garbage
+    /// collection copies its own master record into the data region (B1), so an area whose
+    /// records reach further than `area_size - P - master_size` holds more than Mbed's next
+    /// collection can copy: it fails midway and leaves Mbed's store unusable (B10). This
+    /// engine's compaction copies no master record, so without that margin it would fill the
+    /// room Mbed needs. Compact-record stores are not Mbed's to read and use the whole area.
     pub const fn log_limit(&self) -> u32 {
         match self.format {
-            RecordFormat::Mbed => self.area_size - self.program_size,
+            RecordFormat::Mbed => self.area_size - self.program_size - self.master_size,
             RecordFormat::Compact => self.area_size,
         }
     }
@@ -447,6 +454,26 @@ pub enum MasterSlot {
     Blank,
     /// Something else: not a TDBStore, or damaged.
     Other,
+}
+
+/// The area Mbed's `init()` makes active when both master records are valid: area 0 when
+/// `v0 > v1 || v0 == 0` (T:1122-1129). Plain u16 comparison, so at the version wrap it can
+/// pick the stale area (B5); this engine compares serially and, where the two rules would
+/// disagree after a compaction, erases the old area's master record ([`mbed_agrees`]).
+pub const fn mbed_active_area(v0: u16, v1: u16) -> u8 {
+    if v0 > v1 || v0 == 0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// Whether Mbed's rule picks `new_area` (master version `new_version`) over the other area,
+/// whose master record holds `new_version - 1`: false only around the version wrap.
+pub const fn mbed_agrees(new_area: u8, new_version: u16) -> bool {
+    let old = new_version.wrapping_sub(1);
+    let (v0, v1) = if new_area == 0 { (new_version, old) } else { (old, new_version) };
+    mbed_active_area(v0, v1) == new_area
 }
 
 impl Layout {
@@ -529,6 +556,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mbed_disagrees_only_around_the_wrap() {
+        // Area 1 holds the even versions when area 0 starts at 1 (Mbed's own parity): at the
+        // wrap area 1 gets 0 while area 0 still has 65535, and Mbed picks area 0 (B5).
+        assert!(!mbed_agrees(1, 0));
+        // The other parity: area 0 holds 0 and area 1 gets 1; Mbed keeps area 0 (v0 == 0).
+        assert!(!mbed_agrees(1, 1));
+        for v in (2..=u16::MAX).chain([0, 1]) {
+            for area in 0..2u8 {
+                let expect = !matches!((area, v), (1, 0) | (1, 1));
+                assert_eq!(mbed_agrees(area, v), expect, "area {area}, version {v}");
+            }
+        }
+    }
+
+    #[test]
     fn layouts_match_the_format_notes() {
         for (p, mro, mrs, first) in [(1, 72, 36, 108), (8, 72, 40, 112), (32, 96, 64, 160)] {
             let l = Layout::new(p, 1 << 16);
@@ -595,15 +637,17 @@ mod tests {
         // Read as valid, but Mbed would not read it, and this engine never writes it.
         assert!(!l.mbed_reads(512, &h));
         assert!(l.mbed_reads(512, &Header { data_len: h.data_len - 1, ..h }));
-        assert_eq!(l.log_limit(), 1024 - 32);
+        assert_eq!(l.log_limit(), 1024 - 32 - 64);
     }
 
     #[test]
     fn the_log_limit_keeps_mbed_format_records_off_the_area_end() {
-        // Mbed format: one program unit short of the end; compact: the whole area.
+        // Mbed format: one program unit and one master record short of the end (B2, B10);
+        // compact: the whole area.
         for p in [1, 8, 32, 256] {
             let l = Layout::new(p, 1 << 14);
-            assert_eq!((l.log_limit(), l.capacity()), ((1 << 14) - p, (1 << 14) - p - l.first_record()));
+            let limit = (1 << 14) - p - l.master_size;
+            assert_eq!((l.log_limit(), l.capacity()), (limit, limit - l.first_record()));
             assert_eq!(l.max_value_len(3), l.capacity() - l.body_offset - 3);
             let c = Layout::with_format(p, 1 << 14, RecordFormat::Compact);
             assert_eq!(c.log_limit(), 1 << 14);

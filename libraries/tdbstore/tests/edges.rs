@@ -11,11 +11,18 @@ use tdbstore::format::RecordFormat;
 use tdbstore::sim::SimStore;
 use tdbstore::{check_geometry, Error, Geometry, GeometryError, Store, StoreOptions};
 
-/// What the real Mbed TDBStore would list in the image (without its own `"TDBS"`, B1).
+/// What the real Mbed TDBStore would list in the image (without its own `"TDBS"`, B1); and
+/// Mbed's own garbage collection of the image must fit (B10, B11).
 fn mbed_view(f: &FlashSim) -> Contents {
     let g = f.geometry();
-    match mbed_reader::Image::new(f.image(), g.program_size, g.erase_size).mount() {
-        mbed_reader::Mount::Store(s) => s.user_keys().into_iter().collect(),
+    let img = mbed_reader::Image::new(f.image(), g.program_size, g.erase_size);
+    match img.mount() {
+        mbed_reader::Mount::Store(s) => {
+            if let Some(why) = mbed_gc_trap(&img, &s) {
+                panic!("{why}");
+            }
+            s.user_keys().into_iter().collect()
+        }
         other => panic!("Mbed would not mount this image: {other:?}"),
     }
 }
@@ -34,7 +41,9 @@ fn fill(n: usize, b: u8) -> Vec<u8> {
 #[test]
 fn a_value_that_would_end_at_the_area_end_compacts_or_is_refused() {
     // The reproduction: 16 KiB areas, byte programs. "end" would end exactly at the
-    // area end (108 + 8026 + 8250 = 16384): Mbed would not read it back.
+    // area end (108 + 8026 + 8250 = 16384): Mbed would not read it back. The log also keeps
+    // the 36 bytes Mbed's own collection needs for its master record copy (B10): 8,186 is
+    // the longest value that fits.
     let g = Geometry { size: 32768, ..Geometry::QSPI };
     let mut b = Bufs::new(16);
     let mut s = b.open(blank(&g));
@@ -42,8 +51,9 @@ fn a_value_that_would_end_at_the_area_end_compacts_or_is_refused() {
     s.set(b"k0", &fill(8000, 0xAA), 0).unwrap();
     assert_eq!(s.set(b"end", &fill(8223, 0xBB), 0), Err(Error::Full));
     agree(&mut s, "the refused exact fit");
-    s.set(b"end", &fill(8222, 0xBB), 0).unwrap();
-    agree(&mut s, "a value one byte shorter");
+    assert_eq!(s.set(b"end", &fill(8187, 0xBB), 0), Err(Error::Full));
+    s.set(b"end", &fill(8186, 0xBB), 0).unwrap();
+    agree(&mut s, "the longest value that fits");
     assert!(s.store().info().free_offset < 16384);
 }
 
@@ -55,8 +65,10 @@ fn the_portenta_preset_never_writes_an_exact_fit() {
     s.set(b"k0", &fill(8000, 0xAA), 0).unwrap();
     // 160 + 8032 + align_up(24 + 3 + 778_173, 32) = 786_432: exactly the area.
     assert_eq!(s.set(b"end", &fill(778_173, 0xBB), 0), Err(Error::Full));
-    s.set(b"end", &fill(778_173 - 32, 0xBB), 0).unwrap();
-    agree(&mut s, "a value one flash word shorter");
+    // One flash word short of the end (B2) and one 64-byte master record (B10) more.
+    assert_eq!(s.set(b"end", &fill(778_173 - 95, 0xBB), 0), Err(Error::Full));
+    s.set(b"end", &fill(778_173 - 96, 0xBB), 0).unwrap();
+    agree(&mut s, "a value three flash words shorter");
 }
 
 #[test]
@@ -72,9 +84,10 @@ fn a_delete_record_never_ends_at_the_area_end() {
     }));
     s.mount().unwrap();
     s.set(b"BBBBBBBB", b"", 0).unwrap();
-    // The log then ends at 112 + 32 + 16_208 = 16_352, and the 32-byte delete record would
-    // end exactly at the area end: the removal compacts the key away instead.
-    s.set(b"A", &fill(16_183, 0x41), 0).unwrap();
+    // The log then ends at 112 + 32 + 16_168 = 16_312, and the 32-byte delete record would
+    // end past the log limit (16_384 - 8 - 40, the room for Mbed's own master record copy
+    // kept, B10): the removal compacts the key away instead.
+    s.set(b"A", &fill(16_143, 0x41), 0).unwrap();
     s.remove(b"BBBBBBBB").unwrap();
     agree(&mut s, "removing a key from a full store");
     assert!(s.store().info().compactions > 0, "removed by compaction");

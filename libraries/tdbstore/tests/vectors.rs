@@ -118,9 +118,17 @@ fn mbed_reader_matches_mbed(name: &str, g: &tdbstore::Geometry, image: &[u8], ri
     assert_eq!(st.reserved.map(|(_, d)| d), reserved, "{name}: Mbed reader's reserved data");
 }
 
+/// What Mbed reads in an image this engine wrote on; Mbed's own garbage collection of it
+/// must fit too (B10).
 fn mbed_keys(image: &[u8], g: &tdbstore::Geometry) -> Contents {
-    match mbed_reader::Image::new(image, g.program_size, g.erase_size).mount() {
-        mbed_reader::Mount::Store(st) => st.user_keys().into_iter().collect(),
+    let img = mbed_reader::Image::new(image, g.program_size, g.erase_size);
+    match img.mount() {
+        mbed_reader::Mount::Store(st) => {
+            if let Some(why) = mbed_gc_trap(&img, &st) {
+                panic!("{why}");
+            }
+            st.user_keys().into_iter().collect()
+        }
         m => panic!("the Mbed reader found no store: {m:?}"),
     }
 }

@@ -223,12 +223,24 @@ pub fn random(cfg: &Config, seed: u64, steps: usize) -> Workload {
 
 /// Fills an area to its last usable byte. A large key takes most of the area's capacity and
 /// a small one is churned until the log is close to the log limit (`Layout::log_limit`: the
-/// area end in compact format, one program unit short of it in Mbed format, the last record
-/// end Mbed reads back); then a set whose record ends exactly at the limit; then an
+/// area end in compact format; in Mbed format one program unit and one master record short
+/// of it, so Mbed reads every record back and its own collection fits); then a set whose record ends exactly at the limit; then an
 /// overwrite sized so that, after the compaction it needs, its record again ends exactly at
 /// the limit of the new area. (The large key keeps the two operations short: the churned
 /// bytes, not the whole area, are what is rewritten.)
 pub fn fill_end(cfg: &Config) -> Workload {
+    let w = fill_end_churning(cfg, None);
+    if fits(cfg, &w) {
+        return w;
+    }
+    // Small areas of large units (one 4 KiB sector, 256-byte units, in Mbed format, which
+    // keeps room for Mbed's own master record copy) hold five records: churn records of
+    // the smallest size then.
+    fill_end_churning(cfg, Some(cfg.layout().record_size(8, 1).unwrap_or(0)))
+}
+
+/// [`fill_end`] with churned records of `churn_record` bytes, or sized from the spare room.
+fn fill_end_churning(cfg: &Config, churn_record: Option<u32>) -> Workload {
     let lay = cfg.layout();
     let limit = lay.log_limit();
     let body = lay.body_offset;
@@ -244,7 +256,11 @@ pub fn fill_end(cfg: &Config) -> Workload {
     if big >= rec("fe-big", 0) {
         setup.push(set("fe-big", big.saturating_sub(body + 6) as usize, 65, 0));
     }
-    let churn_len = (spare / 5).max(1) as usize;
+    let churn_len = match churn_record {
+        // The longest value of "fe-churn" (8 bytes) in a record of that size.
+        Some(r) => r.saturating_sub(body + 8).max(1) as usize,
+        None => (spare / 5).max(1) as usize,
+    };
     let mut i = 0;
     loop {
         let mut next = setup.clone();

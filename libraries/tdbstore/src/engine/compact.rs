@@ -64,6 +64,9 @@ enum CState {
         len: u32,
     },
     Master(WriteMaster),
+    /// Committed; the old area's head (reserved slot and master record) is being erased, so
+    /// Mbed reads neither (see [`Compact::retires_old_area`]).
+    Retire(EnsureErased),
 }
 
 /// A record on its way from the active area (at `off`) to the standby area.
@@ -209,11 +212,32 @@ impl Compact {
                         c.index.clear();
                     }
                     c.switch_area(self.to);
+                    if !self.retires_old_area(c) {
+                        return Ready(Ok(()));
+                    }
+                    // Erased, never programmed over (a unit is programmed once per erase).
+                    // A cut before this erase completes leaves both master records valid:
+                    // this engine's serial comparison still picks the new area, and the next
+                    // maintenance erases the old one's head anyway.
+                    self.st = CState::Retire(EnsureErased::new(Area::Standby, c.lay.master_offset + 1));
+                }
+                CState::Retire(e) => {
+                    ready!(e.poll(c, ev));
                     return Ready(Ok(()));
                 }
             }
             ev = Ev::Start;
         }
+    }
+
+    /// Whether the old area's head must go as soon as the new master record is committed
+    /// (called after the switch, so the old area is the standby):
+    /// - after a reset or a format (everything skipped): Mbed's `reset()` clears the
+    ///   reserved data too (TH:81), and its `reserved_data_get` reads area 0 first, then
+    ///   area 1, whichever is active, so the old area's copy must not survive;
+    /// - at the version wrap, where Mbed's plain u16 comparison (B5) would pick the old area.
+    fn retires_old_area(&self, c: &Core) -> bool {
+        self.skip == Skip::All || !format::mbed_agrees(c.active, c.version)
     }
 
     /// Reads the record's next chunk.

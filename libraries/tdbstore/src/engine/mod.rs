@@ -458,7 +458,11 @@ impl<'w> Store<'w> {
                 }
                 Machine::Deliver(Deliver::new(0, 0, Outcome::Done))
             }
-            Op::Reset => Machine::Compact(Compact::new(Skip::All)),
+            Op::Reset => {
+                // Mbed's reset() clears the reserved data with the keys (TH:81).
+                self.core.reserved_len = None;
+                Machine::Compact(Compact::new(Skip::All))
+            }
             #[cfg(feature = "iteration")]
             Op::Next { prefix, cursor, out_len } => {
                 if prefix.len() > MAX_KEY_LEN {

@@ -204,6 +204,19 @@ pub fn assert_same(got: &Contents, want: &Contents, ctx: &str) {
     panic!("{ctx}:\n got:  {:?}\n want: {:?}", summary(got), summary(want));
 }
 
+/// Why Mbed's own garbage collection of a store it mounted would fail or lose a record
+/// (B10, B11), if it would: an image this engine writes in Mbed format must be one Mbed can
+/// keep using.
+pub fn mbed_gc_trap(img: &mbed_reader::Image<'_>, st: &mbed_reader::Store) -> Option<String> {
+    match img.gc(st) {
+        mbed_reader::Gc::Fits { .. } => None,
+        trap => Some(format!(
+            "Mbed's own garbage collection of this image fails (log end {}): {trap:?}",
+            st.free_offset
+        )),
+    }
+}
+
 /// Mbed-format images the independent Mbed reader has checked in this test process.
 pub static MBED_IMAGES_CHECKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -213,9 +226,15 @@ pub static MBED_IMAGES_CHECKED: std::sync::atomic::AtomicU64 = std::sync::atomic
 /// (its records stop Mbed's scan at once). Returns a description of the first difference.
 pub fn mbed_disagreement(s: &mut SimStore<'_>, format: tdbstore::format::RecordFormat) -> Option<String> {
     let g = s.flash().geometry();
-    let m = mbed_reader::Image::new(s.flash().image(), g.program_size, g.erase_size).mount();
+    let img = mbed_reader::Image::new(s.flash().image(), g.program_size, g.erase_size);
+    let m = img.mount();
     MBED_IMAGES_CHECKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mbed_reader::Mount::Store(st) = m else { return Some(format!("Mbed would not mount it: {m:?}")) };
+    if format == tdbstore::format::RecordFormat::Mbed {
+        if let Some(why) = mbed_gc_trap(&img, &st) {
+            return Some(why);
+        }
+    }
     let ours = contents(s);
     let theirs: Contents = st.user_keys().into_iter().collect();
     let mut r = [0u8; 64];
