@@ -183,28 +183,37 @@ pub fn geometry_message(e: tdbstore::GeometryError) -> String {
 pub enum Command {
     /// Geometry, layout and state of the store.
     Info,
-    /// List keys in iteration order (Mbed's: descending key hash), with size and flags.
+    /// List keys in iteration order (Mbed's: descending key hash), with size and flags. A
+    /// key that is not printable text is shown with `\xHH` escapes, as the other commands
+    /// take it back.
     Ls {
-        /// Only keys starting with this.
-        #[arg(allow_hyphen_values = true)]
+        /// Only keys starting with this (`\xHH` escapes a byte).
+        #[arg(allow_hyphen_values = true, conflicts_with = "prefix_hex")]
         prefix: Option<String>,
+        /// Only keys starting with these bytes, as hex.
+        #[arg(long, value_name = "HEX")]
+        prefix_hex: Option<String>,
     },
     /// Print a value: as text if it is printable UTF-8, else as hex.
+    #[command(override_usage = "tdbstore <IMAGE> get (<KEY> | --key-hex <HEX>) [OPTIONS]")]
     Get {
-        /// The key.
-        #[arg(allow_hyphen_values = true)]
-        key: String,
+        #[command(flatten)]
+        key: KeyArg,
         #[command(flatten)]
         format: ValueFormat,
     },
     /// Write a value.
     #[command(
-        override_usage = "tdbstore <IMAGE> set <KEY> (<VALUE> | --hex <HEX> | --file <PATH>) [OPTIONS]"
+        override_usage = "tdbstore <IMAGE> set (<KEY> | --key-hex <HEX>) (<VALUE> | --hex <HEX> | --file <PATH>) [OPTIONS]"
     )]
     Set {
-        /// The key (1..=127 bytes, none of ` */?:;"|<>\`, not "TDBS").
+        /// The key (1..=127 bytes, none of NUL and ` */?:;"|<>\`, not "TDBS"); `\xHH`
+        /// escapes a byte. With --key-hex, the first argument is the value.
         #[arg(allow_hyphen_values = true)]
-        key: String,
+        key: Option<String>,
+        /// The key's bytes, as hex (any key Mbed OS accepts, text or not).
+        #[arg(long, value_name = "HEX")]
+        key_hex: Option<String>,
         #[command(flatten)]
         value: ValueSource,
         /// The key can never be overwritten or removed afterwards.
@@ -218,10 +227,10 @@ pub enum Command {
         replay_protected: bool,
     },
     /// Remove a key.
+    #[command(override_usage = "tdbstore <IMAGE> rm (<KEY> | --key-hex <HEX>) [OPTIONS]")]
     Rm {
-        /// The key.
-        #[arg(allow_hyphen_values = true)]
-        key: String,
+        #[command(flatten)]
+        key: KeyArg,
     },
     /// Mount, read every value verifying its checksum, and report; non-zero exit on corruption.
     Check,
@@ -278,9 +287,72 @@ pub struct ValueFormat {
     pub raw: bool,
 }
 
-/// Where a value comes from: exactly one of these.
+/// A key, as text or as hex: exactly one of these.
 #[derive(Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
+pub struct KeyArg {
+    /// The key, as `ls` prints it: text, with `\xHH` escaping a byte (a key never holds a
+    /// backslash, so the escapes are unambiguous).
+    #[arg(allow_hyphen_values = true)]
+    pub key: Option<String>,
+    /// The key's bytes, as hex (any key Mbed OS accepts, text or not).
+    #[arg(long, value_name = "HEX")]
+    pub key_hex: Option<String>,
+}
+
+impl KeyArg {
+    /// The key's bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, CliError> {
+        key_bytes(self.key.as_deref(), self.key_hex.as_deref())
+    }
+}
+
+/// A key from its text form (with escapes) or its hex.
+pub fn key_bytes(text: Option<&str>, hex: Option<&str>) -> Result<Vec<u8>, CliError> {
+    match (text, hex) {
+        (_, Some(h)) => parse_hex(h),
+        (Some(t), None) => unescape_key(t),
+        (None, None) => Err(CliError::Usage("no key given: a KEY argument or --key-hex".into())),
+    }
+}
+
+/// Decodes a key typed as `ls` prints it: the escapes Rust's `escape_ascii` writes (`\xHH`,
+/// `\t`, `\r`, `\n`, `\\`, `\'`, `\"`); every other character stands for its UTF-8 bytes.
+pub fn unescape_key(s: &str) -> Result<Vec<u8>, CliError> {
+    let bad = |why: &str| {
+        CliError::Usage(format!(
+            "invalid key \"{s}\": {why} (a key holds no backslash; \\xHH escapes a byte, or use --key-hex)"
+        ))
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut it = s.bytes();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let byte = match it.next() {
+            Some(b'x') => {
+                let hex: Vec<u8> = it.by_ref().take(2).collect();
+                let text = std::str::from_utf8(&hex).ok().filter(|h| h.len() == 2);
+                let v = text.and_then(|h| u8::from_str_radix(h, 16).ok());
+                v.ok_or_else(|| bad("\\x needs two hex digits"))?
+            }
+            Some(b't') => b'\t',
+            Some(b'r') => b'\r',
+            Some(b'n') => b'\n',
+            Some(c @ (b'\\' | b'\'' | b'"')) => c,
+            _ => return Err(bad("unknown escape")),
+        };
+        out.push(byte);
+    }
+    Ok(out)
+}
+
+/// Where a value comes from: at most one of these (none is a usage error, reported by the
+/// command, since with `--key-hex` the first argument is the value).
+#[derive(Args, Debug, Clone)]
+#[group(required = false, multiple = false)]
 pub struct ValueSource {
     /// The value, as text.
     #[arg(allow_hyphen_values = true)]
@@ -333,6 +405,19 @@ mod tests {
         assert!(parse_u8("256").is_err());
         assert_eq!(parse_hex("0xA0ff").ok(), Some(vec![0xA0, 0xFF]));
         assert!(parse_hex("abc").is_err());
+    }
+
+    #[test]
+    fn every_escape_ls_prints_decodes_back() {
+        for b in 0..=255u8 {
+            let key = [b'k', b, b'\xff'];
+            let shown = key.escape_ascii().to_string();
+            assert_eq!(unescape_key(&shown).ok().as_deref(), Some(&key[..]), "byte {b:#04x}: {shown}");
+        }
+        assert_eq!(unescape_key("caf\u{e9}").ok(), Some("caf\u{e9}".as_bytes().to_vec()));
+        for bad in ["a\\", "a\\x4", "a\\xg0", "a\\q", "\\x\u{e9}0"] {
+            assert!(matches!(unescape_key(bad), Err(CliError::Usage(_))), "{bad}");
+        }
     }
 
     #[test]

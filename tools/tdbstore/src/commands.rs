@@ -123,9 +123,28 @@ fn dispatch(cmd: &Command, store: &mut SimStore<'_>, ctx: &Ctx) -> Result<Output
             let text = info_text(&r);
             Ok(Output::new(&r, text))
         }
-        Command::Ls { prefix } => ls(store, prefix.as_deref().unwrap_or("")),
-        Command::Get { key, format } => get(store, key, *format),
-        Command::Set { key, value, write_once, confidential, replay_protected } => {
+        Command::Ls { prefix, prefix_hex } => {
+            let prefix = match (prefix, prefix_hex) {
+                (None, None) => Vec::new(),
+                (p, h) => cli::key_bytes(p.as_deref(), h.as_deref())?,
+            };
+            ls(store, &prefix)
+        }
+        Command::Get { key, format } => get(store, &key.bytes()?, *format),
+        Command::Set { key, key_hex, value, write_once, confidential, replay_protected } => {
+            // With --key-hex the one positional argument is the value.
+            let (key, value) = match (key, key_hex, &value.value) {
+                (Some(v), Some(h), None) => {
+                    (cli::parse_hex(h)?, ValueSource { value: Some(v.clone()), ..value.clone() })
+                }
+                (Some(_), Some(_), Some(_)) => {
+                    return Err(CliError::Usage(
+                        "--key-hex names the key: give the value alone (or with --hex or --file)".into(),
+                    ))
+                }
+                (k, h, _) => (cli::key_bytes(k.as_deref(), h.as_deref())?, value.clone()),
+            };
+            let key = &key;
             let mut flags = 0;
             if *write_once {
                 flags |= WRITE_ONCE;
@@ -138,14 +157,16 @@ fn dispatch(cmd: &Command, store: &mut SimStore<'_>, ctx: &Ctx) -> Result<Output
             }
             // Mounted first: the largest value depends on the record format the store uses.
             store.mount()?;
-            let value = read_value(value, store_max_value(store, key))?;
+            let value = read_value(&value, store_max_value(store, key))?;
             set(store, key, &value, flags)
         }
         Command::Rm { key } => {
+            let key = key.bytes()?;
             store.mount()?;
-            store.remove(key.as_bytes()).map_err(|e| CliError::key(key, e))?;
-            let r = serde_json::json!({ "removed": key });
-            Ok(Output::new(&r, format!("removed {key:?}\n")))
+            let shown = show_key(&key);
+            store.remove(&key).map_err(|e| CliError::key(&shown, e))?;
+            let r = serde_json::json!({ "removed": shown, "key_hex": hex::encode(&key) });
+            Ok(Output::new(&r, format!("removed {}\n", quoted(&shown))))
         }
         Command::Check => check(store),
         Command::Format { full } => format(store, ctx, *full),
@@ -196,13 +217,21 @@ fn flags_text(flags: u32) -> String {
     }
 }
 
-/// A key as a person can read it: UTF-8 as is, anything else escaped (Mbed images may hold
-/// keys that are not UTF-8, and control bytes must not reach the terminal).
+/// A key as a person can read it and the other commands take it back: UTF-8 as is,
+/// anything else escaped (Mbed images may hold keys that are not UTF-8, and control bytes
+/// must not reach the terminal). The escapes are `escape_ascii`'s, which
+/// [`cli::unescape_key`] decodes; a key never holds a backslash, so they are unambiguous.
 fn show_key(k: &[u8]) -> String {
     match std::str::from_utf8(k) {
         Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
         _ => k.escape_ascii().to_string(),
     }
+}
+
+/// A shown key in double quotes for messages (a key holds no `"`, and its escapes stay as
+/// they are, so what is between the quotes is what the commands take).
+fn quoted(shown: &str) -> String {
+    format!("\"{shown}\"")
 }
 
 /// The value as text, if it is UTF-8 without control characters other than line breaks
@@ -258,6 +287,8 @@ struct GeometryReport {
 struct LayoutReport {
     /// "mbed" (readable by Mbed OS) or "compact" (this engine's opt-in short headers).
     record_format: &'static str,
+    /// What Mbed OS does with the store ([`mbed_os_text`]).
+    mbed_os: &'static str,
     master_record_offset: u32,
     master_record_size: u32,
     first_record_offset: u32,
@@ -301,10 +332,8 @@ fn info_report(store: &SimStore<'_>, ctx: &Ctx, blank: bool) -> InfoReport {
         area_size: i.area_size,
         area_addresses: [0, i.area_size],
         layout: LayoutReport {
-            record_format: match lay.format {
-                RecordFormat::Mbed => "mbed",
-                RecordFormat::Compact => "compact",
-            },
+            record_format: cli::format_name(lay.format),
+            mbed_os: mbed_os_text(cli::format_name(lay.format)),
             master_record_offset: lay.master_offset,
             master_record_size: lay.master_size,
             first_record_offset: lay.first_record(),
@@ -347,6 +376,7 @@ fn info_text(r: &InfoReport) -> String {
         l.master_record_offset, l.master_record_size, l.first_record_offset, l.record_format
     );
     let _ = writeln!(t, "record format:  {}", format_text(l.record_format));
+    let _ = writeln!(t, "Mbed OS:        {}", l.mbed_os);
     if r.blank {
         let _ = writeln!(t, "state:          blank (no store yet; the first write formats it)");
     } else {
@@ -374,9 +404,22 @@ fn info_text(r: &InfoReport) -> String {
 /// A record format, as `info` and `check` say it.
 fn format_text(name: &str) -> &'static str {
     if name == "compact" {
-        "compact (this engine's 12-byte headers; Mbed OS reads the store as empty)"
+        "compact (this engine's 12-byte headers)"
     } else {
         "mbed (Mbed OS TDBStore reads and writes it)"
+    }
+}
+
+/// What Mbed OS's TDBStore does with a store in this record format. Mbed's init checks no
+/// revision (format notes §7): it mounts a compact-record store as an empty one (its scan
+/// stops at the first compact header), and its first set programs over those records,
+/// fails its read-back, and garbage-collects into the other area without them (§5, §9).
+fn mbed_os_text(name: &str) -> &'static str {
+    if name == "compact" {
+        "not an Mbed OS image: Mbed OS mounts it as an empty store, and its first write \
+         overwrites these records; every value is lost"
+    } else {
+        "an Mbed OS image: Mbed OS reads every key and can keep writing and compacting it"
     }
 }
 
@@ -408,7 +451,7 @@ fn keys(store: &mut SimStore<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>, CliErro
     Ok(keys)
 }
 
-fn ls(store: &mut SimStore<'_>, prefix: &str) -> Result<Output, CliError> {
+fn ls(store: &mut SimStore<'_>, prefix: &[u8]) -> Result<Output, CliError> {
     #[derive(Serialize)]
     struct Entry {
         /// The stored key (what `get`, `set` and `rm` take).
@@ -429,7 +472,7 @@ fn ls(store: &mut SimStore<'_>, prefix: &str) -> Result<Output, CliError> {
     }
     store.mount()?;
     let mut entries = Vec::new();
-    for k in keys(store, prefix.as_bytes())? {
+    for k in keys(store, prefix)? {
         let (size, flags) = store.get_info(&k).map_err(|e| CliError::key(&show_key(&k), e))?;
         let app_key = tdbstore::app_key::app_key(&k).ok();
         entries.push(Entry {
@@ -468,11 +511,11 @@ fn read_value_of(store: &mut SimStore<'_>, key: &[u8]) -> Result<(Vec<u8>, u32),
     Ok((buf, v.flags))
 }
 
-fn get(store: &mut SimStore<'_>, key: &str, format: ValueFormat) -> Result<Output, CliError> {
+fn get(store: &mut SimStore<'_>, key: &[u8], format: ValueFormat) -> Result<Output, CliError> {
     store.mount()?;
-    let (value, flags) = read_value_of(store, key.as_bytes()).map_err(|e| CliError::key(key, e))?;
+    let (value, flags) = read_value_of(store, key).map_err(|e| CliError::key(&show_key(key), e))?;
     let r = ValueReport {
-        key: key.to_owned(),
+        key: show_key(key),
         key_hex: hex::encode(key),
         size: value.len(),
         flags,
@@ -504,20 +547,22 @@ fn read_value(src: &ValueSource, max: u32) -> Result<Vec<u8>, CliError> {
 }
 
 /// Sets `key` on the mounted store.
-fn set(store: &mut SimStore<'_>, key: &str, value: &[u8], flags: u32) -> Result<Output, CliError> {
-    store.set(key.as_bytes(), value, flags).map_err(|e| match e {
+fn set(store: &mut SimStore<'_>, key: &[u8], value: &[u8], flags: u32) -> Result<Output, CliError> {
+    let shown = show_key(key);
+    store.set(key, value, flags).map_err(|e| match e {
         EngineError::ValueTooLarge => {
             CliError::ValueTooLarge { len: value.len(), max: store_max_value(store, key) }
         }
-        other => CliError::key(key, other),
+        other => CliError::key(&shown, other),
     })?;
     let r = serde_json::json!({
-        "key": key,
+        "key": shown,
+        "key_hex": hex::encode(key),
         "size": value.len(),
         "flags": flags,
         "flag_names": flag_names(flags),
     });
-    let mut t = format!("set {key:?}: {} bytes", value.len());
+    let mut t = format!("set {}: {} bytes", quoted(&shown), value.len());
     if flags != 0 {
         let _ = write!(t, ", {}", flags_text(flags));
     }
@@ -525,7 +570,7 @@ fn set(store: &mut SimStore<'_>, key: &str, value: &[u8], flags: u32) -> Result<
     Ok(Output::new(&r, t))
 }
 
-fn store_max_value(store: &SimStore<'_>, key: &str) -> u32 {
+fn store_max_value(store: &SimStore<'_>, key: &[u8]) -> u32 {
     let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
     store.store().layout().max_value_len(key_len.min(tdbstore::format::MAX_KEY_LEN as u32))
 }
@@ -556,6 +601,8 @@ fn check(store: &mut SimStore<'_>) -> Result<Output, CliError> {
         torn_tail: bool,
         /// "mbed" or "compact".
         record_format: &'static str,
+        /// What Mbed OS does with the store ([`mbed_os_text`]).
+        mbed_os: &'static str,
         /// Records the real Mbed TDBStore would not read (see [`mbed_unreadable`]): a
         /// warning, not a failure, since this engine reads them.
         mbed_unreadable: Vec<MbedUnreadable>,
@@ -600,11 +647,13 @@ fn check(store: &mut SimStore<'_>) -> Result<Output, CliError> {
         reserved_data_len,
         torn_tail: m.torn_tail,
         record_format,
+        mbed_os: mbed_os_text(record_format),
         mbed_unreadable,
     };
     let mut t = String::new();
     let _ = writeln!(t, "check:          {}", if r.ok { "ok" } else { "FAILED" });
     let _ = writeln!(t, "record format:  {}", format_text(r.record_format));
+    let _ = writeln!(t, "Mbed OS:        {}", r.mbed_os);
     for u in &r.mbed_unreadable {
         let _ = writeln!(
             t,

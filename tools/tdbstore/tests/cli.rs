@@ -291,9 +291,10 @@ fn oversize_values_are_refused() {
         .code(3)
         .stderr(predicate::str::contains("value too large").and(predicate::str::contains("20000")));
     assert_eq!(fs::read(&img).expect("image"), before);
-    // Fits in an area (at most 16,237 bytes under a 3-byte key: the last 8-byte unit of
-    // the area stays free, for Mbed) but not beside what is there: full, not too large.
-    fs::write(&file, vec![0xA5; 16_230]).expect("write");
+    // Fits in an area (at most 16,197 bytes under a 3-byte key: the last 8-byte unit of
+    // the area stays free, and 40 bytes for the master record Mbed's own collection copies)
+    // but not beside what is there: full, not too large.
+    fs::write(&file, vec![0xA5; 16_190]).expect("write");
     small(&img, &["set", "big", "--file", file.to_str().expect("UTF-8 path")])
         .assert()
         .code(3)
@@ -543,4 +544,98 @@ fn check_warns_about_records_mbed_would_not_read() {
     c.arg("--json");
     let v = json_of(&c.assert().success().get_output().stdout.clone());
     assert_eq!(v["mbed_unreadable"][0]["offset"].as_u64(), Some(free as u64));
+}
+
+/// Mbed keys are bytes: every byte value but NUL and ` */?:;"|<>\` can be in one. Each such
+/// key is set through `--key-hex`, listed by `ls` in a form that `get` and `rm` take back
+/// as their KEY argument, and read back through `--key-hex` too; each forbidden byte is
+/// refused as an invalid key, leaving the image as it was.
+#[test]
+fn every_byte_value_names_a_key_through_the_cli() {
+    const FORBIDDEN: &[u8] = b" */?:;\"|<>\\\0";
+    let (_d, img) = setup();
+    small(&img, &["format"]).assert().success();
+    let allowed: Vec<u8> = (0..=255u8).filter(|b| !FORBIDDEN.contains(b)).collect();
+    assert_eq!(allowed.len(), 244);
+    for &b in &allowed {
+        let key_hex = hex::encode([b'k', b]);
+        small(&img, &["set", "--key-hex", &key_hex, "--hex", &hex::encode([b])]).assert().success();
+    }
+    for &b in FORBIDDEN {
+        let before = fs::read(&img).expect("image");
+        let key_hex = hex::encode([b'k', b]);
+        small(&img, &["set", "--key-hex", &key_hex, "v"]).assert().code(3);
+        small(&img, &["get", "--key-hex", &key_hex]).assert().code(3);
+        assert_eq!(fs::read(&img).expect("image"), before, "byte {b:#04x}");
+    }
+    let out = small(&img, &["ls"]).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).expect("ls prints UTF-8");
+    let shown: Vec<String> =
+        text.lines().map(|l| l.split_whitespace().next().expect("a key").to_owned()).collect();
+    assert_eq!(shown.len(), allowed.len());
+    let json = json_of(&small(&img, &["ls", "--json"]).assert().success().get_output().stdout);
+    let listed: Vec<(String, String)> = json["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| (k["key"].as_str().expect("key").to_owned(), k["key_hex"].as_str().expect("hex").to_owned()))
+        .collect();
+    for (shown, (key, key_hex)) in shown.iter().zip(&listed) {
+        assert_eq!(shown, key, "the text and JSON listings name the key alike");
+        let value = &key_hex[2..];
+        // Back in through the printed form, and through hex.
+        small(&img, &["get", shown, "--hex"]).assert().success().stdout(format!("{value}\n"));
+        small(&img, &["get", "--key-hex", key_hex, "--hex"]).assert().success().stdout(format!("{value}\n"));
+        small(&img, &["rm", shown]).assert().success();
+        small(&img, &["get", "--key-hex", key_hex]).assert().code(2);
+    }
+    small(&img, &["ls"]).assert().success().stdout("");
+}
+
+#[test]
+fn key_arguments_that_name_no_key_are_usage_errors() {
+    let (_d, img) = setup();
+    small(&img, &["set", "k", "v"]).assert().success();
+    let before = fs::read(&img).expect("image");
+    for args in [
+        &["get", "a\\q"][..],
+        &["get", "a\\x4"],
+        &["rm", "a\\"],
+        &["get", "--key-hex", "zz"],
+        &["set", "--key-hex", "41", "a", "b"],
+        &["set", "--key-hex", "41"],
+        &["get", "k", "--key-hex", "6b"],
+    ] {
+        small(&img, args).assert().code(1);
+        assert_eq!(fs::read(&img).expect("image"), before, "{args:?}");
+    }
+    // A backslash escape names the byte: "\x6b" is "k".
+    small(&img, &["get", "\\x6b"]).assert().success().stdout("v\n");
+    small(&img, &["ls", "\\x6b"]).assert().success();
+    small(&img, &["ls", "--prefix-hex", "6b"]).assert().success().stdout(predicate::str::starts_with("k "));
+}
+
+/// `info` and `check` say what Mbed OS does with the image: a compact-record store is not an
+/// Mbed OS image, and Mbed's first write loses every value in it.
+#[test]
+fn info_and_check_say_what_mbed_os_does_with_the_image() {
+    let (_d, img) = setup();
+    small(&img, &["--record-format", "compact", "set", "k", "v"]).assert().success();
+    for cmd in ["info", "check"] {
+        small(&img, &[cmd]).assert().success().stdout(
+            predicate::str::contains("Mbed OS:        not an Mbed OS image")
+                .and(predicate::str::contains("every value is lost")),
+        );
+        let j = json_of(&small(&img, &[cmd, "--json"]).assert().success().get_output().stdout);
+        let said = if cmd == "info" { &j["layout"]["mbed_os"] } else { &j["mbed_os"] };
+        assert!(said.as_str().is_some_and(|s| s.starts_with("not an Mbed OS image")), "{cmd}: {j}");
+    }
+    let (_d, img) = setup();
+    small(&img, &["set", "k", "v"]).assert().success();
+    for cmd in ["info", "check"] {
+        small(&img, &[cmd])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Mbed OS:        an Mbed OS image"));
+    }
 }
