@@ -6,7 +6,7 @@ use super::master::WriteMaster;
 use super::shared::*;
 use crate::crc::Crc32;
 use crate::format::{self, Header};
-use core::task::Poll::Ready;
+use core::task::Poll::{Pending, Ready};
 
 /// Copies every live record (but `skip`) into the standby area, writes the reserved data and
 /// a master record with the next version, and switches areas. The master header is the
@@ -222,8 +222,15 @@ impl Compact {
                     self.st = CState::Retire(EnsureErased::new(Area::Standby, c.lay.master_offset + 1));
                 }
                 CState::Retire(e) => {
-                    ready!(e.poll(c, ev));
-                    return Ready(Ok(()));
+                    return match e.poll(c, ev) {
+                        Ready(Err(Error::Io(k, IoError::PowerLost))) => {
+                            Ready(Err(Error::Io(k, IoError::PowerLost)))
+                        }
+                        // Committed already: a failed erase leaves the head to maintenance,
+                        // which retries it first (the standby watermark stays below it).
+                        Ready(_) => Ready(Ok(())),
+                        Pending => Pending,
+                    };
                 }
             }
             ev = Ev::Start;
