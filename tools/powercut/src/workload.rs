@@ -82,6 +82,18 @@ fn log_bytes(cfg: &Config, steps: &[Step]) -> u32 {
     free
 }
 
+/// Bytes of the live records after `steps`.
+fn live_bytes(cfg: &Config, steps: &[Step]) -> u32 {
+    let lay = cfg.layout();
+    let mut model = State::default();
+    for s in steps {
+        if let Ok(n) = s.predict(&model) {
+            model = n;
+        }
+    }
+    model.keys.iter().map(|(k, e)| lay.record_size(k.len() as u32, e.value.len() as u32).unwrap_or(0)).sum()
+}
+
 /// The base state with overwrites of one key until three quarters of the area are used, so
 /// that after a compaction every sector of the old area is dirty.
 fn churned(cfg: &Config) -> Vec<Step> {
@@ -102,18 +114,32 @@ fn churned(cfg: &Config) -> Vec<Step> {
 /// set must compact first.
 fn gc(cfg: &Config) -> Workload {
     let mut setup = base(true);
-    for i in 0..24u64 {
-        setup.push(set(&format!("gc-{i:02}"), 20 + (i as usize * 37) % 100, 100 + i, 0));
-    }
     let lay = cfg.layout();
     let area = cfg.area_size();
     let churn_len = (area as usize / 256).max(64);
     // Larger than a churn record, so it cannot fit where the last churn record did not.
     let op = set("gc-03", churn_len + 136, 200, REQUIRE_CONFIDENTIALITY);
+    // Up to 24 more keys, as many as leave room for the operation, a churn record and the
+    // campaign's two probe writes after recovery (small areas of large units hold fewer).
+    let rec = |k: &[u8], n: usize| lay.record_size(k.len() as u32, n as u32).unwrap_or(u32::MAX);
+    let reserve = rec(b"gc-03", churn_len + 136)
+        + rec(b"gc-churn", churn_len)
+        + rec(b"zz-probe", 100)
+        + rec(b"zz-probe-2", 77);
+    for i in 0..24u64 {
+        let next = set(&format!("gc-{i:02}"), 20 + (i as usize * 37) % 100, 100 + i, 0);
+        let mut with = setup.clone();
+        with.push(next.clone());
+        if live_bytes(cfg, &with).saturating_add(reserve) > lay.capacity() {
+            break;
+        }
+        setup.push(next);
+    }
     let mut i = 0;
     loop {
         let churn = set("gc-churn", churn_len, 300 + i, 0);
-        if log_bytes(cfg, &setup) + lay.record_size(8, churn_len as u32).unwrap_or(u32::MAX) > area {
+        if log_bytes(cfg, &setup) + lay.record_size(8, churn_len as u32).unwrap_or(u32::MAX) > lay.log_limit()
+        {
             break;
         }
         setup.push(churn);
