@@ -62,38 +62,45 @@
 //! Every app's requests go through this one driver and one `VirtualKVPermissions`, so no
 //! app ever sees the `MuxKVPermissions` `BUSY` that depends on which virtual client was set
 //! up first: every app is queued here (one operation each), never refused for another's.
+//!
+//! **A queued operation reads the app's allows when it starts, not at the command, and its
+//! upcall goes to whatever the app has subscribed when it completes** (upstream's ABI: its
+//! driver does the same). The command checks the allows it sees (`SIZE`) and queues the
+//! operation; nothing is copied until it starts. So an app that gives up on a call (e.g. a
+//! `libtock` call whose future was dropped), revokes its buffers and starts a new call while
+//! the old operation is still queued has the old operation run with the new call's key (and
+//! value), and its upcall delivered to the new call's subscription; the new call's own
+//! command meanwhile gets `NOMEM`. An app that needs to know which operation answered must
+//! not issue a new one before the old one's upcall.
+//!
+//! # Structure
+//!
+//! The driver's decisions are in [`KvSyscallDriver`], over two traits: [`Apps`] (the apps in
+//! process order, entered one at a time) and [`AppAccess`] (one app's outstanding operation,
+//! allows, upcall and storage permissions). [`GrantApps`] (`kv_syscall/grant_apps.rs`)
+//! implements them over Tock's `Grant` and holds the `SyscallDriver` impl; host tests
+//! (`tests/kv_syscall.rs`) bring fake processes instead. The driver depends only on the
+//! kernel's `hil::kv`, never on the store below it.
 
 use core::cell::Cell;
 use core::cmp;
 
 use kernel::deferred_call::{DeferredCall, DeferredCallClient};
 use kernel::errorcode::into_statuscode;
-use kernel::grant::{AllowRoCount, AllowRwCount, Grant, GrantKernelData, UpcallCount};
 use kernel::hil::kv::{KVClient, KVPermissions};
-use kernel::processbuffer::{ReadableProcessBuffer, WriteableProcessBuffer};
-use kernel::syscall::{CommandReturn, SyscallDriver};
+use kernel::processbuffer::{ReadableProcessSlice, WriteableProcessSlice};
+use kernel::storage_permissions::StoragePermissions;
 use kernel::utilities::cells::{OptionalCell, TakeCell};
 use kernel::utilities::leasable_buffer::SubSliceMut;
-use kernel::{ErrorCode, ProcessId};
+use kernel::ErrorCode;
+
+mod grant_apps;
+pub use grant_apps::{App, AppGrant, GrantApp, GrantApps};
 
 /// The longest key, as upstream's driver (`components::kv`'s 64-byte key buffer).
 pub const KEY_LEN: usize = 64;
 /// The value buffer, as upstream's driver: the permission header and the value.
 pub const VALUE_BUF_LEN: usize = 512;
-
-mod ro_allow {
-    pub const KEY: usize = 0;
-    pub const VALUE: usize = 1;
-    pub const COUNT: u8 = 2;
-}
-mod rw_allow {
-    pub const VALUE: usize = 0;
-    pub const COUNT: u8 = 1;
-}
-mod upcall {
-    pub const DONE: usize = 0;
-    pub const COUNT: u8 = 1;
-}
 
 /// One app operation: what the driver command asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,27 +131,46 @@ impl AppOp {
     }
 }
 
-/// Per-app state: the app's one outstanding operation, queued or running.
-#[derive(Default)]
-pub struct App {
-    op: OptionalCell<AppOp>,
+/// What the driver sees of one app while it is entered.
+///
+/// Its outstanding operation, its allows, its upcall and its storage permissions.
+/// [`GrantApp`] is Tock's (a grant and the process's buffers); host tests bring a fake.
+pub trait AppAccess {
+    /// The app's one outstanding operation, queued or running.
+    fn op(&self) -> Option<AppOp>;
+    fn set_op(&self, op: Option<AppOp>);
+    /// Runs `f` over the read-only key allow (0); `None` when it cannot be entered.
+    fn read_key<R>(&self, f: impl FnOnce(&ReadableProcessSlice) -> R) -> Option<R>;
+    /// Runs `f` over the read-only value allow (1); `None` when it cannot be entered.
+    fn read_value<R>(&self, f: impl FnOnce(&ReadableProcessSlice) -> R) -> Option<R>;
+    /// Runs `f` over the read-write value allow (0); `None` when it cannot be entered.
+    fn write_value<R>(&self, f: impl FnOnce(&WriteableProcessSlice) -> R) -> Option<R>;
+    /// Schedules upcall 0 with `(status, len, 0)` to whatever the app has subscribed now.
+    fn upcall(&self, status: usize, len: usize);
+    /// The app's storage permissions (`None`: it has none and may not use the store).
+    fn storage_permissions(&self) -> Option<StoragePermissions>;
 }
 
-type AppGrant = Grant<
-    App,
-    UpcallCount<{ upcall::COUNT }>,
-    AllowRoCount<{ ro_allow::COUNT }>,
-    AllowRwCount<{ rw_allow::COUNT }>,
->;
+/// The apps the driver serves, in process order. [`GrantApps`] is Tock's (a `Grant`).
+pub trait Apps {
+    /// Which app: a `ProcessId` in Tock; a process that restarts gets a new one.
+    type Id: Copy + PartialEq;
+    type Access<'b>: AppAccess;
+    /// Runs `f` over the app's state; `Err` when the app no longer exists.
+    fn enter<R>(&self, id: Self::Id, f: impl FnOnce(&Self::Access<'_>) -> R) -> Result<R, ErrorCode>;
+    /// Calls `f` with every app that has state here and its outstanding operation, in
+    /// process order.
+    fn each(&self, f: impl FnMut(Self::Id, Option<AppOp>));
+}
 
-/// The driver.
-pub struct KvSyscallDriver<'a, V: KVPermissions<'a>> {
+/// The driver, over the KV layer `V` and the apps `A` (Tock's grant by default).
+pub struct KvSyscallDriver<'a, V: KVPermissions<'a>, A: Apps = GrantApps> {
     kv: &'a V,
-    apps: AppGrant,
+    apps: A,
     /// The app whose operation is running below.
-    active: OptionalCell<ProcessId>,
+    active: OptionalCell<A::Id>,
     /// The app served last: the round robin starts after it.
-    last: OptionalCell<ProcessId>,
+    last: OptionalCell<A::Id>,
     key_buf: TakeCell<'static, [u8]>,
     value_buf: TakeCell<'static, [u8]>,
     /// Starts queued operations outside the layers' completion calls.
@@ -168,11 +194,11 @@ pub const GC_PATIENCE: u32 = 16;
 /// answered with its error).
 const MAX_STARTS: usize = 64;
 
-impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
-    /// A driver over `kv` with upstream's buffer sizes (`key_buf` of [`KEY_LEN`], `value_buf`
-    /// of [`VALUE_BUF_LEN`]). The board sets it as `kv`'s client and registers its deferred
-    /// call.
-    pub fn new(kv: &'a V, key_buf: &'static mut [u8], value_buf: &'static mut [u8], apps: AppGrant) -> Self {
+impl<'a, V: KVPermissions<'a>, A: Apps> KvSyscallDriver<'a, V, A> {
+    /// A driver over `kv` and `apps` with upstream's buffer sizes (`key_buf` of [`KEY_LEN`],
+    /// `value_buf` of [`VALUE_BUF_LEN`]). The board sets it as `kv`'s client and registers
+    /// its deferred call.
+    pub fn with_apps(kv: &'a V, key_buf: &'static mut [u8], value_buf: &'static mut [u8], apps: A) -> Self {
         Self {
             kv,
             apps,
@@ -192,18 +218,23 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
         self.queued.get()
     }
 
+    /// The apps this driver serves.
+    pub fn apps(&self) -> &A {
+        &self.apps
+    }
+
     /// What the app's allowed buffers say about `op`, checked the same way at the call and
     /// when a queued operation starts: `SIZE` for a key or value that cannot fit.
-    fn check(&self, op: AppOp, data: &GrantKernelData) -> Result<(), ErrorCode> {
+    fn check(&self, op: AppOp, app: &impl AppAccess) -> Result<(), ErrorCode> {
         if op == AppOp::GarbageCollect {
             return Ok(());
         }
-        let key_len = data.get_readonly_processbuffer(ro_allow::KEY).map_or(0, |b| b.len());
+        let key_len = app.read_key(|k| k.len()).unwrap_or(0);
         if key_len > KEY_LEN {
             return Err(ErrorCode::SIZE);
         }
         if op.has_value() {
-            let value_len = data.get_readonly_processbuffer(ro_allow::VALUE).map_or(0, |b| b.len());
+            let value_len = app.read_value(|v| v.len()).unwrap_or(0);
             if value_len > VALUE_BUF_LEN.saturating_sub(self.kv.header_size()) {
                 return Err(ErrorCode::SIZE);
             }
@@ -213,9 +244,9 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
 
     /// Copies the app's key (and value) into the driver's buffers and hands `op` down. On
     /// `Err` nothing is in flight and the buffers are back.
-    fn start(&self, processid: ProcessId, op: AppOp, data: &GrantKernelData) -> Result<(), ErrorCode> {
-        self.check(op, data)?;
-        let perms = processid.get_storage_permissions().ok_or(ErrorCode::INVAL)?;
+    fn start(&self, op: AppOp, app: &impl AppAccess) -> Result<(), ErrorCode> {
+        self.check(op, app)?;
+        let perms = app.storage_permissions().ok_or(ErrorCode::INVAL)?;
         if op == AppOp::GarbageCollect {
             return self.kv.garbage_collect();
         }
@@ -228,27 +259,21 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
                 return Err(ErrorCode::NOMEM);
             }
         };
-        let key_len = data
-            .get_readonly_processbuffer(ro_allow::KEY)
-            .and_then(|b| {
-                b.enter(|key| {
-                    let n = cmp::min(key.len(), key_buf.len());
-                    key[..n].copy_to_slice(&mut key_buf[..n]);
-                    n
-                })
+        let key_len = app
+            .read_key(|key| {
+                let n = cmp::min(key.len(), key_buf.len());
+                key[..n].copy_to_slice(&mut key_buf[..n]);
+                n
             })
             .unwrap_or(0);
         let header = self.kv.header_size();
         let value_len = if op.has_value() {
-            data.get_readonly_processbuffer(ro_allow::VALUE)
-                .and_then(|b| {
-                    b.enter(|value| {
-                        let n = cmp::min(value.len(), value_buf.len().saturating_sub(header));
-                        value[..n].copy_to_slice(&mut value_buf[header..header + n]);
-                        n
-                    })
-                })
-                .unwrap_or(0)
+            app.read_value(|value| {
+                let n = cmp::min(value.len(), value_buf.len().saturating_sub(header));
+                value[..n].copy_to_slice(&mut value_buf[header..header + n]);
+                n
+            })
+            .unwrap_or(0)
         } else {
             0
         };
@@ -299,13 +324,13 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
             }
             let Some(next) = self.next_pending() else { return };
             self.last.set(next);
-            let _ = self.apps.enter(next, |app, data| {
-                let Some(op) = app.op.get() else { return };
-                match self.start(next, op, data) {
+            let _ = self.apps.enter(next, |app| {
+                let Some(op) = app.op() else { return };
+                match self.start(op, app) {
                     Ok(()) => self.active.set(next),
                     Err(e) => {
-                        app.op.clear();
-                        let _ = data.schedule_upcall(upcall::DONE, (into_statuscode(Err(e)), 0, 0));
+                        app.set_op(None);
+                        app.upcall(into_statuscode(Err(e)), 0);
                     }
                 }
             });
@@ -315,15 +340,13 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
     /// The app whose queued operation runs next: the first after `last` in process order,
     /// except that a garbage collection waits behind other apps' operations, up to
     /// [`GC_PATIENCE`] of them.
-    fn next_pending(&self) -> Option<ProcessId> {
+    fn next_pending(&self) -> Option<A::Id> {
         let last = self.last.get();
         let mut seen_last = false;
         // (first after `last`, first overall), for other operations and for collections.
-        let mut other: (Option<ProcessId>, Option<ProcessId>) = (None, None);
-        let mut gc: (Option<ProcessId>, Option<ProcessId>) = (None, None);
-        for grant in self.apps.iter() {
-            let id = grant.processid();
-            let op = grant.enter(|app, _| app.op.get());
+        let mut other: (Option<A::Id>, Option<A::Id>) = (None, None);
+        let mut gc: (Option<A::Id>, Option<A::Id>) = (None, None);
+        self.apps.each(|id, op| {
             if let Some(op) = op.filter(|_| Some(id) != self.active.get()) {
                 let slot = if op == AppOp::GarbageCollect { &mut gc } else { &mut other };
                 if seen_last && slot.0.is_none() {
@@ -334,7 +357,7 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
             if Some(id) == last {
                 seen_last = true;
             }
-        }
+        });
         let other = other.0.or(other.1);
         let gc = gc.0.or(gc.1);
         match (other, gc) {
@@ -354,22 +377,19 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
     /// The buffers are already back.
     fn finish(&self, op: AppOp, result: Result<(), ErrorCode>, value: Option<&SubSliceMut<'static, u8>>) {
         if let Some(id) = self.active.take() {
-            let _ = self.apps.enter(id, |app, data| {
-                if app.op.get() != Some(op) {
+            let _ = self.apps.enter(id, |app| {
+                if app.op() != Some(op) {
                     return;
                 }
-                app.op.clear();
+                app.set_op(None);
                 let (status, len) = match (result, value) {
                     (Ok(()), Some(v)) => {
                         let len = v.len();
-                        let copied = data
-                            .get_readwrite_processbuffer(rw_allow::VALUE)
-                            .and_then(|b| {
-                                b.mut_enter(|out| {
-                                    let n = cmp::min(len, out.len());
-                                    out[..n].copy_from_slice(&v.as_slice()[..n]);
-                                    n == len
-                                })
+                        let copied = app
+                            .write_value(|out| {
+                                let n = cmp::min(len, out.len());
+                                out[..n].copy_from_slice(&v.as_slice()[..n]);
+                                n == len
                             })
                             .unwrap_or(false);
                         // A value longer than the app's buffer: its first bytes, and SIZE.
@@ -378,57 +398,46 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
                     }
                     _ => (into_statuscode(result), 0),
                 };
-                let _ = data.schedule_upcall(upcall::DONE, (status, len, 0));
+                app.upcall(status, len);
             });
         }
         self.schedule_next();
     }
-}
 
-impl<'a, V: KVPermissions<'a>> SyscallDriver for KvSyscallDriver<'a, V> {
-    fn command(&self, command_num: usize, _: usize, _: usize, processid: ProcessId) -> CommandReturn {
+    /// A driver command (`command_num`, upstream's numbering) from app `id`: `Ok` when it is
+    /// running or queued (its upcall follows), else the error the app's command returns.
+    pub fn app_command(&self, command_num: usize, id: A::Id) -> Result<(), ErrorCode> {
         if command_num == 0 {
-            return CommandReturn::success();
+            return Ok(());
         }
-        let Some(op) = AppOp::from_command(command_num) else {
-            return CommandReturn::failure(ErrorCode::NOSUPPORT);
-        };
-        let r = self
-            .apps
-            .enter(processid, |app, data| {
-                if app.op.is_some() {
+        let op = AppOp::from_command(command_num).ok_or(ErrorCode::NOSUPPORT)?;
+        self.apps
+            .enter(id, |app| {
+                if app.op().is_some() {
                     // This app's previous operation is still outstanding (upstream's code).
                     return Err(ErrorCode::NOMEM);
                 }
-                if processid.get_storage_permissions().is_none() {
+                if app.storage_permissions().is_none() {
                     return Err(ErrorCode::INVAL);
                 }
                 if self.active.is_some() || self.starting.get() || self.key_buf.is_none() {
                     // Another app's operation runs: queue, after checking what can be checked now.
-                    self.check(op, data)?;
-                    app.op.set(op);
+                    self.check(op, app)?;
+                    app.set_op(Some(op));
                     self.queued.set(self.queued.get().wrapping_add(1));
                     return Ok(());
                 }
-                self.start(processid, op, data)?;
-                app.op.set(op);
-                self.active.set(processid);
-                self.last.set(processid);
+                self.start(op, app)?;
+                app.set_op(Some(op));
+                self.active.set(id);
+                self.last.set(id);
                 Ok(())
             })
-            .unwrap_or_else(|e| Err(e.into()));
-        match r {
-            Ok(()) => CommandReturn::success(),
-            Err(e) => CommandReturn::failure(e),
-        }
-    }
-
-    fn allocate_grant(&self, processid: ProcessId) -> Result<(), kernel::process::Error> {
-        self.apps.enter(processid, |_, _| {})
+            .and_then(|r| r)
     }
 }
 
-impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
+impl<'a, V: KVPermissions<'a>, A: Apps> KvSyscallDriver<'a, V, A> {
     /// The end of a set, add or update: both buffers come back before the app is looked
     /// up (it may have died meanwhile), then the app hears the result.
     fn write_complete(
@@ -444,7 +453,7 @@ impl<'a, V: KVPermissions<'a>> KvSyscallDriver<'a, V> {
     }
 }
 
-impl<'a, V: KVPermissions<'a>> KVClient for KvSyscallDriver<'a, V> {
+impl<'a, V: KVPermissions<'a>, A: Apps> KVClient for KvSyscallDriver<'a, V, A> {
     fn get_complete(
         &self,
         result: Result<(), ErrorCode>,
@@ -493,7 +502,7 @@ impl<'a, V: KVPermissions<'a>> KVClient for KvSyscallDriver<'a, V> {
     }
 }
 
-impl<'a, V: KVPermissions<'a>> DeferredCallClient for KvSyscallDriver<'a, V> {
+impl<'a, V: KVPermissions<'a>, A: Apps> DeferredCallClient for KvSyscallDriver<'a, V, A> {
     fn handle_deferred_call(&self) {
         self.start_next();
     }
