@@ -3,6 +3,8 @@
 #   make run    the tutorial's stats cycle: on the emulated board under QEMU when the Tock
 #               sources resolve, otherwise on the host against a simulated Portenta flash image
 #   make test   every test that can run on this machine; says what it skips and why
+#   make mutants  mutation scores of the engine, the store capsule and the KV syscall driver
+#               (not part of `make test`: tens of minutes; tools/scripts/mutants.py)
 #
 # Both install what they need first (pinned toolchains, targets, cargo tools, QEMU via apt
 # when root). Set-up steps print what they do; nothing is installed that is already there.
@@ -28,10 +30,10 @@ tock_resolves = tools/scripts/tock-sources.sh boards
 apps_resolve  = tools/scripts/tock-sources.sh apps
 
 .PHONY: run run-host test test-host test-kernel test-apps test-e2e setup setup-host setup-qemu \
-        bench powercut clean help
+        bench powercut mutants clean help
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,14p' Makefile
 
 # ---------------------------------------------------------------------------------------------
 # Set-up
@@ -125,6 +127,17 @@ bench: setup-host
 	    python3 tools/bench/scripts/kv_footprint.py --unavailable "$$why" --out $(BENCH_FOOTPRINT); \
 	fi
 	TDBSTORE_BENCH_COMMAND='`make bench`' cargo run --release -p tdbstore-bench -- --footprint $(BENCH_FOOTPRINT)
+
+# Mutation testing, time-boxed by sampling (MUTANTS_ENGINE_SHARD=1/16, MUTANTS_CAPSULE_SHARD=1/4,
+# MUTANTS_DRIVER_SHARD=1/1 by default; 1/1 runs every mutant) and MUTANTS_TIMEOUT seconds per
+# mutant's tests. MUTANTS_CRATES picks crates (driver capsule engine). Results: build/mutants/.
+MUTANTS_CRATES ?= driver capsule engine
+mutants: setup-host
+	@$(SETUP) mutants
+	@$(SETUP) rust boards
+	@if ! $(tock_resolves); then echo "make mutants: the pinned Tock sources do not resolve here; the engine alone"; \
+	    python3 tools/scripts/mutants.py engine; \
+	else python3 tools/scripts/mutants.py $(MUTANTS_CRATES); fi
 
 powercut: setup-host
 	cargo run --release -p tdbstore-powercut -- --full

@@ -5,6 +5,7 @@
 #                            rust-toolchain.toml files (all, or those of DIRs) and the targets
 #                            its builds name (rust_toolchains.py: the one list)
 #   setup.sh tools           elf2tab and tockloader, at the versions pinned below
+#   setup.sh mutants         cargo-mutants, at the version pinned below (for `make mutants`)
 #   setup.sh qemu            qemu-system-riscv32 (Debian's qemu-system-misc, when root)
 #   setup.sh apt CMD PKG     the Debian package PKG when CMD is missing (root), else say so
 set -euo pipefail
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/../.."
 # Host tools the app and board builds use; the only place their versions are named.
 ELF2TAB_VERSION=0.13.0
 TOCKLOADER_VERSION=1.19.0
+CARGO_MUTANTS_VERSION=27.1.0
 # elf2tab is built with the apps' toolchain (stable), which `rust` installs.
 TOOLS_TOOLCHAIN=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' apps/rust-toolchain.toml)
 
@@ -46,6 +48,12 @@ tools)
         say "installing tockloader $TOCKLOADER_VERSION (pip)"
         python3 -m pip install --quiet "tockloader==$TOCKLOADER_VERSION" \
             || python3 -m pip install --quiet --break-system-packages "tockloader==$TOCKLOADER_VERSION"
+    fi
+    ;;
+mutants)
+    if ! cargo mutants --version 2>/dev/null | grep -q "$CARGO_MUTANTS_VERSION"; then
+        say "installing cargo-mutants $CARGO_MUTANTS_VERSION (cargo install)"
+        cargo install --locked --quiet cargo-mutants --version "$CARGO_MUTANTS_VERSION"
     fi
     ;;
 qemu)
