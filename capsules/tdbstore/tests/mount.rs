@@ -119,6 +119,24 @@ fn an_unusable_geometry_fails_every_operation() {
 }
 
 #[test]
+fn an_engine_geometry_the_flash_does_not_have_is_refused() {
+    let _g = setup();
+    let hil = SimHil::new(FlashSim::new(GEOMETRY));
+    // The engine told of 16 KiB sectors on flash with 8 KiB ones: the size fits, the
+    // sectors do not.
+    let g = tdbstore::Geometry { erase_size: 2 * GEOMETRY.erase_size, ..GEOMETRY };
+    let work: &'static mut [u8] = common::leak(&[0; 512]);
+    let index: &'static mut [tdbstore::IndexEntry] =
+        Box::leak(vec![tdbstore::IndexEntry::default(); 32].into_boxed_slice());
+    let store = tdbstore::Store::new(g, tdbstore::StoreOptions::default(), work, index);
+    assert!(store.is_ok());
+    common::count_deferred_call();
+    let kv = capsules_tdbstore::tdbstore_kv::TdbStoreKv::new(hil, store);
+    assert_eq!(kv.mount_state(), MountState::Unconfigured(GeometryError::UnitsNotNested));
+    assert!(take_debug_output().contains("cannot use this flash region"));
+}
+
+#[test]
 fn a_power_cut_during_a_set_keeps_the_old_value() {
     let _g = setup();
     // The set programs the record's body, then its header: cut either, before or halfway.
