@@ -110,7 +110,10 @@ impl Compact {
                 CState::Start => {
                     self.to = first;
                     self.pos = 0;
-                    self.st = CState::Head(EnsureErased::new(Area::Standby, first));
+                    // Every sector the head overlaps (a sector may be smaller than the head),
+                    // and the next one if the head ends on a sector boundary: the log may end
+                    // there, and a mount scan must not run on into an older generation.
+                    self.st = CState::Head(EnsureErased::new(Area::Standby, c.room_for(first)));
                 }
                 CState::Head(e) => {
                     ready!(e.poll(c, ev));
@@ -219,7 +222,9 @@ impl Compact {
                     // A cut before this erase completes leaves both master records valid:
                     // this engine's serial comparison still picks the new area, and the next
                     // maintenance erases the old one's head anyway.
-                    self.st = CState::Retire(EnsureErased::new(Area::Standby, c.lay.master_offset + 1));
+                    // The whole head, in as many sectors as it spans (its master header may
+                    // lie in the second one or later).
+                    self.st = CState::Retire(EnsureErased::new(Area::Standby, first));
                 }
                 CState::Retire(e) => {
                     return match e.poll(c, ev) {

@@ -6,7 +6,11 @@ use super::shared::*;
 use crate::format::Layout;
 use core::task::Poll::Ready;
 
-/// Erases both area heads (or everything) and writes master version 1 in area 0.
+/// Erases both area heads (or everything) and writes master version 1 in area 0. A head is
+/// every sector the reserved slot and master record overlap (an erase unit may be smaller
+/// than the head, as Mbed's `reset_area` allows), and the next one when the head ends on a
+/// sector boundary, so nothing of the head is programmed into a sector left as it was and
+/// the first mount scan stops at the head's end.
 pub(crate) struct Format {
     pub(crate) full: bool,
     pub(crate) st: FState,
@@ -30,9 +34,14 @@ impl Format {
     }
 
     pub(crate) fn poll(&mut self, c: &mut Core, ev: Ev) -> Poll<MountInfo> {
-        let lay = c.lay;
         let es = c.geo.erase_size;
-        let limit = if self.full { lay.area_size } else { es };
+        if let FState::Start = self.st {
+            // The head to erase is the new format's (a cut or failure remounts, which takes
+            // the layout from the master record again).
+            c.lay = Layout::with_format(c.geo.program_size, c.lay.area_size, c.opts.record_format);
+        }
+        let lay = c.lay;
+        let limit = if self.full { lay.area_size } else { c.head_erase_end() };
         match &mut self.st {
             FState::Start => {
                 let first = if c.mounted { 1 - c.active } else { 1 };
@@ -54,7 +63,6 @@ impl Format {
                 }
                 c.index.clear();
                 c.reserved_len = None;
-                c.lay = Layout::with_format(c.geo.program_size, lay.area_size, c.opts.record_format);
                 self.st = FState::Master(WriteMaster::new(Area::Number(0), 1));
                 return self.poll(c, Ev::Start);
             }

@@ -220,6 +220,13 @@ impl<'w> Core<'w> {
         }
     }
 
+    /// Where the erased sectors an area's head needs end: every sector the reserved slot and
+    /// master record overlap (a sector may be smaller than the head), and the next one when
+    /// the head ends on a sector boundary ([`Core::room_for`]).
+    pub(crate) fn head_erase_end(&self) -> u32 {
+        align_up(self.room_for(self.lay.first_record()), self.geo.erase_size).min(self.lay.area_size)
+    }
+
     pub(crate) fn sector_end(&self, off: u32) -> u32 {
         ((off / self.geo.erase_size) + 1) * self.geo.erase_size
     }
