@@ -15,7 +15,9 @@ pub const MAX_AREA_SIZE: u32 = 1 << 30;
 /// refuses exactly these geometries, with the same errors.
 ///
 /// Accepted, and served correctly (the model tests and the power-cut campaign run a
-/// matrix of read units 1..32, program units 1..256, 4 KiB and 128 KiB sectors):
+/// matrix of read units 1..32, program units 1..256, 4 KiB and 128 KiB sectors, and sectors
+/// of 8 to 256 bytes, no larger than the area head, which then spans several: format and
+/// compaction erase each of them, as Mbed's `reset_area` does, before programming the head):
 /// - `read_size`, `program_size`, `erase_size`: powers of two with
 ///   `read_size <= program_size <= erase_size` (so each divides the next; this much is
 ///   [`Geometry::check_units`], which every flash user shares), and `program_size <= 256`

@@ -6,7 +6,8 @@
 //!
 //! The matrix: read units 1, 4, 8, 16, 32 (no larger than the program unit); program units
 //! 1, 8, 32, 256; 4 KiB and 128 KiB sectors; Mbed and compact records; one-sector areas and
-//! multi-sector ones (with an odd, unused last sector). `every_geometry_of_the_matrix` runs
+//! multi-sector ones (with an odd, unused last sector); and sectors of 8, 64 and 256 bytes,
+//! no larger than the area head, so the head spans several. `every_geometry_of_the_matrix` runs
 //! one seeded sequence on each of its configurations; the proptests draw configurations
 //! from it at random. Sequences include `FillUp` steps that size a value so its record ends
 //! exactly at the area end, at the log limit, or a few bytes either side, so every area is
@@ -266,7 +267,8 @@ struct Config {
 
 /// The matrix: every read unit of 1, 4, 8, 16, 32 that divides each program unit of 1, 8,
 /// 32, 256; 4 KiB and 128 KiB sectors; one-sector areas and larger ones (8 x 4 KiB and
-/// 2 x 128 KiB, each with an odd sector left over); both record formats. 112 configurations.
+/// 2 x 128 KiB, each with an odd sector left over); both record formats: 112 configurations.
+/// Then 8 whose sectors are no larger than the area head ([`head_spanning`]): 120 in all.
 fn matrix() -> Vec<Config> {
     let mut out = Vec::new();
     for p in [1u32, 8, 32, 256] {
@@ -286,6 +288,27 @@ fn matrix() -> Vec<Config> {
             }
         }
     }
+    out.extend(head_spanning());
+    out
+}
+
+/// Sectors smaller than the area head (reserved slot and master record: 768 bytes with
+/// 256-byte units, 112 with 8-byte ones) or exactly as large (256 bytes with 64-byte units),
+/// which Mbed's `reset_area` serves by erasing every sector the head overlaps: 8 more
+/// configurations.
+fn head_spanning() -> Vec<Config> {
+    let mut out = Vec::new();
+    for (size, r, p, e) in
+        [(8192u32, 1u32, 256u32, 256u32), (8192, 4, 64, 256), (8192, 8, 8, 64), (4096, 1, 8, 8)]
+    {
+        for format in [RecordFormat::Mbed, RecordFormat::Compact] {
+            let geometry = Geometry { size, read_size: r, program_size: p, erase_size: e, erase_value: 0xFF };
+            assert_eq!(tdbstore::check_geometry(&geometry), Ok(()), "{geometry:?}");
+            let lay = tdbstore::format::Layout::new(p, geometry.area_size());
+            assert!(lay.first_record() >= e, "{geometry:?}: the head fits one sector");
+            out.push(Config { geometry, format });
+        }
+    }
     out
 }
 
@@ -294,7 +317,7 @@ fn matrix() -> Vec<Config> {
 fn every_geometry_of_the_matrix() {
     let before = MBED_IMAGES_CHECKED.load(Ordering::Relaxed);
     let m = matrix();
-    assert_eq!(m.len(), 112);
+    assert_eq!(m.len(), 120);
     for (i, c) in m.iter().enumerate() {
         let actions = seeded_actions(0x6d61_7472 ^ i as u64, 40);
         let r = std::panic::catch_unwind(|| run_with(c.geometry, c.format, actions));
@@ -304,7 +327,8 @@ fn every_geometry_of_the_matrix() {
     }
     println!(
         "model matrix: {} configurations (read 1/4/8/16/32 x program 1/8/32/256 x erase 4K/128K x small/large \
-         areas x Mbed/compact), {} images checked by the Mbed reader in this test",
+         areas x Mbed/compact, and 8 with sectors no larger than the area head), {} images checked by the \
+         Mbed reader in this test",
         m.len(),
         MBED_IMAGES_CHECKED.load(Ordering::Relaxed) - before
     );

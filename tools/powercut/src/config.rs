@@ -7,7 +7,8 @@
 //! ones on the real Portenta units, a sample of the geometry matrix, sampled second cuts:
 //! what `cargo test` runs) and [`Budget::full`] (more and longer random sequences, early
 //! compaction, every second cut, and the whole geometry matrix: read units 1..32, program
-//! units 1..256, 4 KiB and 128 KiB sectors, small and large areas, both record formats).
+//! units 1..256, 4 KiB and 128 KiB sectors, small and large areas, both record formats, and
+//! sectors no larger than the area head, [`Config::head_spanning`]).
 
 use flash_sim::Geometry;
 use tdbstore::format::RecordFormat;
@@ -128,8 +129,9 @@ impl Config {
             erase_size: erase,
             erase_value: 0xFF,
         };
+        let sector = if erase >= 1024 { format!("{}K", erase / 1024) } else { format!("{erase}B") };
         Config {
-            name: format!("r{read}p{program}/{}Kx{sectors}-{fmt}", erase / 1024),
+            name: format!("r{read}p{program}/{sector}x{sectors}-{fmt}"),
             geometry,
             options: StoreOptions { record_format: format, ..StoreOptions::default() },
             // Records span several chunks; on 128 KiB sectors (areas of 128 or 256 KiB) a
@@ -153,6 +155,24 @@ impl Config {
                         out.push(Config::matrix(read, program, erase, sectors, format));
                     }
                 }
+            }
+        }
+        out
+    }
+
+    /// Sectors no larger than the area head (reserved slot and master record: 768 bytes with
+    /// 256-byte units, 112 with 8-byte ones), so format, compaction and the retirement of an
+    /// old head erase several sectors before the head is written; and a head of exactly one
+    /// sector (64-byte units, 256-byte sectors), after which the next sector must be erased
+    /// too. Mbed serves these (its `reset_area` erases every sector the head overlaps). Named
+    /// like `r1p256/256Bx64-mbed`.
+    pub fn head_spanning() -> Vec<Config> {
+        let mut out = Vec::new();
+        for (read, program, erase, sectors) in
+            [(1u32, 256u32, 256u32, 64u32), (4, 64, 256, 32), (8, 8, 64, 128)]
+        {
+            for format in [RecordFormat::Mbed, RecordFormat::Compact] {
+                out.push(Config::matrix(read, program, erase, sectors, format));
             }
         }
         out
@@ -219,8 +239,9 @@ impl Budget {
     /// Every workload on the small geometries (random sequences of 48 steps: two seeds on
     /// 8- and 32-byte units, one on the slower 1-byte units and the compact format), the
     /// fixed workloads but the compaction-heavy `gc-set` on the real Portenta units, up to 6
-    /// second cuts per first cut, each followed by one more write; and a sample of the
-    /// geometry matrix ([`Budget::matrix_sample`]).
+    /// second cuts per first cut, each followed by one more write; a sample of the
+    /// geometry matrix ([`Budget::matrix_sample`]) and the head-spanning configurations
+    /// ([`Budget::head_spanning_sample`]).
     pub fn quick() -> Budget {
         let mut plan = vec![
             (Config::small_p8(), workload::all(&Config::small_p8(), &[1, 2], 48)),
@@ -236,6 +257,7 @@ impl Budget {
             ),
         ];
         plan.extend(Budget::matrix_sample());
+        plan.extend(Budget::head_spanning_sample());
         Budget {
             plan,
             second_cuts: SecondCuts::Sample(6),
@@ -303,6 +325,7 @@ impl Budget {
         const BYTES_LARGE: &[&str] = &["new-key", "remove"];
         Config::all_matrix()
             .into_iter()
+            .chain(Config::head_spanning())
             .map(|c| {
                 let large = c.geometry.erase_size > 4096;
                 let keep = if c.geometry.program_size == 1 { BYTES_LARGE } else { LARGE };
@@ -336,6 +359,27 @@ impl Budget {
                     .into_iter()
                     .filter(|w| ["new-key", "remove"].contains(&w.name.as_str()))
                     .chain(fill.then(|| workload::fill_end(&c)))
+                    .filter(|w| workload::fits(&c, w))
+                    .collect();
+                (c, w)
+            })
+            .collect()
+    }
+
+    /// The head-spanning configurations ([`Config::head_spanning`]) for the test budget, Mbed
+    /// records only: the operations that compact (`compact`, `gc-set`, `reserved-set`) or
+    /// retire a head (`reset`) besides `new-key`, and the area filled to its last byte.
+    pub fn head_spanning_sample() -> Vec<(Config, Vec<Workload>)> {
+        Config::head_spanning()
+            .into_iter()
+            .filter(|c| c.options.record_format == RecordFormat::Mbed)
+            .map(|c| {
+                let w = workload::all(&c, &[], 0)
+                    .into_iter()
+                    .filter(|w| {
+                        ["new-key", "compact", "gc-set", "reserved-set", "reset"].contains(&w.name.as_str())
+                    })
+                    .chain(std::iter::once(workload::fill_end(&c)))
                     .filter(|w| workload::fits(&c, w))
                     .collect();
                 (c, w)

@@ -72,6 +72,12 @@ fn quick_campaign_finds_no_violation() {
         assert!(report.reports.iter().any(|r| r.config.contains(part)), "a {part} configuration ran");
     }
     assert!(report.reports.iter().any(|r| r.workload == "fill-end"), "an area was filled to its end");
+    // Sectors smaller than the area head, and one exactly as large.
+    for name in ["r1p256/256Bx64-mbed", "r4p64/256Bx32-mbed", "r8p8/64Bx128-mbed"] {
+        for w in ["compact", "reset", "fill-end"] {
+            assert!(report.reports.iter().any(|r| r.config == name && r.workload == w), "{name} / {w} ran");
+        }
+    }
     assert!(report.reports.iter().all(|r| r.mbed_images > 0), "the Mbed reader checked every run's images");
     println!(
         "matrix sample: {} configurations; {} images checked by the Mbed reader",
@@ -165,7 +171,7 @@ fn the_mbed_oracle_notices_a_difference() {
 #[test]
 fn the_full_matrix_covers_every_configuration() {
     let plan = Budget::full_matrix();
-    assert_eq!(plan.len(), 112);
+    assert_eq!(plan.len(), 112 + Config::head_spanning().len());
     for (c, w) in &plan {
         assert!(!w.is_empty(), "{} has no workload", c.name);
         let bytes_large = c.geometry.program_size == 1 && c.geometry.erase_size > 4096;
