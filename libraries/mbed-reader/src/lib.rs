@@ -1,16 +1,16 @@
 //! An independent reader of Mbed OS TDBStore images: what the real Mbed `TDBStore::init()`,
 //! `get()` and `reserved_data_get()` would see in an image, for tests only.
 //!
-//! It is written from the format notes (`../shared/tdbstore-format.md`, cited as §n), not from
+//! It is written from the project's format document (`docs/format.md`, cited as §n), not from
 //! the engine, and shares no code with it (not even the CRC), so that an engine bug in the
 //! format cannot hide behind the same bug here. It follows Mbed's rules, defects included:
-//! the area size from `calc_area_params` (§3); a record is rejected when its magic is wrong,
+//! the area size from `calc_area_params` (§4); a record is rejected when its magic is wrong,
 //! its key size is 0 or **>= 128**, key + data sizes wrap, its last byte is at or past the
-//! area end (**`>=`**, B2), or its CRC does not match (§4); the active area is area 0 when
-//! `v0 > v1 || v0 == 0` (§7, B5); the scan starts **at** the master record, so `"TDBS"` is a
-//! key (B1), and stops at the first invalid record (§7); reserved data comes from the first
-//! area, 0 then 1, whose trailer checks out (§10). [`Image::gc`] runs Mbed's garbage
-//! collection on paper (§11): whether it copies every RAM-table entry, its own `"TDBS"`
+//! area end (**`>=`**, B2), or its CRC does not match (§6.4); the active area is area 0 when
+//! `v0 > v1 || v0 == 0` (§11.1, §12, B5); the scan starts **at** the master record, so `"TDBS"` is a
+//! key (B1), and stops at the first invalid record (§11.3); reserved data comes from the first
+//! area, 0 then 1, whose trailer checks out (§14). [`Image::gc`] runs Mbed's garbage
+//! collection on paper (§13): whether it copies every RAM-table entry, its own `"TDBS"`
 //! included, and reads each copy back (B10, B11). Flash is modelled as NOR that reads back
 //! whatever bits are there (the golden vectors' model): a torn unit reads as its bytes.
 
@@ -19,16 +19,16 @@
 
 use std::collections::BTreeMap;
 
-/// Record magic (§1).
+/// Record magic (§2.1).
 const MAGIC: u32 = 0x5468_6683;
-/// Header length (§4).
+/// Header length (§6.1).
 const HEADER: u32 = 24;
-/// Delete flag (§1).
+/// Delete flag (§2.1).
 const DELETE: u32 = 1 << 31;
-/// Mbed's `_size` cap on the device (§1).
+/// Mbed's `_size` cap on the device (§2.1).
 const BD_CAP: u64 = 0x8000_0000;
 
-/// `calc_crc(0xFFFFFFFF, data)` (§2): the reflected CRC-32 register, not inverted, then
+/// `calc_crc(0xFFFFFFFF, data)` (§3): the reflected CRC-32 register, not inverted, then
 /// bit-reversed.
 pub fn mbed_crc(data: &[u8]) -> u32 {
     let mut reg: u32 = 0xFFFF_FFFF;
@@ -55,7 +55,7 @@ const CRC_TABLE: [u32; 256] = {
     t
 };
 
-/// `align_up(v, p)` (§3).
+/// `align_up(v, p)` (§4).
 fn align_up(v: u64, p: u64) -> u64 {
     v.div_ceil(p) * p
 }
@@ -97,14 +97,14 @@ impl Store {
 pub enum Mount {
     /// A store (see [`Store`]).
     Store(Store),
-    /// Neither area has a valid master record: Mbed would format area 0 (§7.3).
+    /// Neither area has a valid master record: Mbed would format area 0 (§11.1).
     NoStore,
-    /// `MBED_ERROR` at init, a system halt (§7.2): why.
+    /// `MBED_ERROR` at init, a system halt (§11.1): why.
     Fatal(String),
 }
 
-/// What Mbed's own garbage collection would do with a store (§11, `copy_record`
-/// T:834-892): copy every RAM-table entry, `"TDBS"` included (B1), in table order
+/// What Mbed's own garbage collection would do with a store (§13.1, `copy_record`
+/// ): copy every RAM-table entry, `"TDBS"` included (B1), in table order
 /// (descending key hash), to the standby area from the first record's offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gc {
@@ -153,7 +153,7 @@ pub struct Image<'a> {
 
 impl<'a> Image<'a> {
     /// The image of a whole block device with uniform `erase_size` sectors and `program_size`
-    /// program units (§3: each area is as many whole sectors as fit in half the device).
+    /// program units (§4: each area is as many whole sectors as fit in half the device).
     pub fn new(bytes: &'a [u8], program_size: u32, erase_size: u32) -> Image<'a> {
         let bd = (bytes.len() as u64).min(BD_CAP);
         let es = erase_size.max(1) as u64;
@@ -170,7 +170,7 @@ impl<'a> Image<'a> {
         self.bytes.get(start as usize..(start + len) as usize)
     }
 
-    /// `read_record` at `off` of `area` (§4), with the full CRC check.
+    /// `read_record` at `off` of `area` (§6.4), with the full CRC check.
     fn record(&self, area: u8, off: u64) -> Option<Record> {
         let h = self.bytes(area, off, HEADER as u64)?;
         let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
@@ -182,10 +182,10 @@ impl<'a> Image<'a> {
         if key_size == 0 || key_size >= 128 {
             return None;
         }
-        // §4: key + data sizes must not wrap.
+        // §6.4: key + data sizes must not wrap.
         (key_size as u32).checked_add(data_size as u32)?;
         let after_header = off + align_up(HEADER as u64, self.program_size);
-        // T:295: `>=`, so a record whose last byte is the area's last byte is rejected (B2).
+        // `read_record` (§6.4): `>=`, so a record whose last byte is the area's last byte is rejected (B2).
         if after_header + key_size + data_size >= self.area_size {
             return None;
         }
@@ -206,7 +206,7 @@ impl<'a> Image<'a> {
         })
     }
 
-    /// Master record offset `align_up(72, P)` (§3).
+    /// Master record offset `align_up(72, P)` (§5).
     fn master_offset(&self) -> u64 {
         align_up(72, self.program_size)
     }
@@ -224,7 +224,7 @@ impl<'a> Image<'a> {
         Ok(Some((u16::from_le_bytes([r.data[0], r.data[1]]), u16::from_le_bytes([r.data[2], r.data[3]]))))
     }
 
-    /// `reserved_data_get` (§10): the first area whose trailer checks out.
+    /// `reserved_data_get` (§14): the first area whose trailer checks out.
     fn reserved(&self) -> Option<(u8, Vec<u8>)> {
         (0..2u8).find_map(|area| {
             let t = self.bytes(area, 64, 8)?;
@@ -237,7 +237,7 @@ impl<'a> Image<'a> {
     }
 
     /// Mbed's garbage collection of `store` (what [`Image::mount`] found in this image), as
-    /// Mbed's next `set` that does not fit would run it (§11). `None` if the store holds a key
+    /// Mbed's next `set` that does not fit would run it (§13). `None` if the store holds a key
     /// Mbed's RAM table could not have (none from [`Image::mount`]).
     pub fn gc(&self, store: &Store) -> Gc {
         let p = self.program_size;
@@ -245,7 +245,7 @@ impl<'a> Image<'a> {
         let first = self.master_offset() + header + align_up(4 + 8, p);
         let mut table: Vec<(u32, &Vec<u8>, u64)> =
             store.keys.iter().map(|(k, (_, d))| (mbed_crc(k), k, d.len() as u64)).collect();
-        // The RAM table is sorted by hash, descending (§6); equal hashes alias in Mbed (B12),
+        // The RAM table is sorted by hash, descending (§8.2); equal hashes alias in Mbed (B12),
         // and keeping both here only makes the copy longer, never shorter.
         table.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let mut to = first;
@@ -263,7 +263,7 @@ impl<'a> Image<'a> {
         Gc::Fits { end: to as u32 }
     }
 
-    /// What Mbed's `init()` finds (§7).
+    /// What Mbed's `init()` finds (§11).
     pub fn mount(&self) -> Mount {
         if self.area_size == 0 {
             return Mount::Fatal("no room for two areas".into());
@@ -276,7 +276,7 @@ impl<'a> Image<'a> {
             [None, None] => return Mount::NoStore,
             [Some(_), None] => 0,
             [None, Some(_)] => 1,
-            // T:1122-1129, with its u16 wrap defect (B5).
+            // `init` (§12), with its u16 wrap defect (B5).
             [Some((v0, _)), Some((v1, _))] => u8::from(!(v0 > v1 || v0 == 0)),
         };
         let (version, revision) = masters[active as usize].unwrap_or((0, 0));
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn crc_matches_the_format_notes_example() {
-        // §2: the version-1 master record's CRC.
+        // §3: the version-1 master record's CRC.
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&24u16.to_le_bytes());
@@ -368,7 +368,7 @@ mod tests {
         assert!(s.user_keys().is_empty());
     }
 
-    /// The format notes' B10 trap, at the geometry (8 KiB, P = 8, 4 KiB areas): "a"
+    /// The B10 trap (`docs/format.md` B10), at the geometry (8 KiB, P = 8, 4 KiB areas): "a"
     /// with 8 bytes and "d" with 3,911 fill the log to 4,088, one unit short of the end, which
     /// Mbed reads; but its collection copies "TDBS" as well, 40 bytes more than fit.
     #[test]

@@ -1,7 +1,7 @@
 //! The CRC-32 that Mbed's TDBStore uses for record checksums, key hashes and reserved data.
 //!
 //! Mbed computes `MbedCRC<POLY_32BIT_ANSI, 32>` with reflected input but an unreflected
-//! remainder and no final XOR (format notes §2). That equals the bit-reversed "JAM" CRC-32
+//! remainder and no final XOR (`docs/format.md` §3). That equals the bit-reversed "JAM" CRC-32
 //! (zlib's CRC without the final inversion). The running state is kept as the reflected
 //! register so a CRC can be fed in chunks across flash reads; [`Crc32::value`] converts it.
 

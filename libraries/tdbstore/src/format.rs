@@ -38,7 +38,7 @@
 //! A compact store's master record is an ordinary Mbed master record whose
 //! `tdbstore_revision` is [`COMPACT_REVISION`]; Mbed mounts it as an empty store.
 //!
-//! Deviations from Mbed's defects (format notes §12), all chosen so that images stay
+//! Deviations from Mbed's defects (`docs/format.md` §18), all chosen so that images stay
 //! mutually readable: a record ending exactly at the area end is read as valid (Mbed rejects
 //! it, B2) but never written: in Mbed format the log stops at [`Layout::log_limit`], one
 //! program unit and one master record short of the area end, so Mbed's own garbage
@@ -398,7 +398,7 @@ impl Layout {
     /// record, an incremental set, a compaction's copy) ends at or before this offset.
     ///
     /// In Mbed format that is one program unit short of the area end. Mbed's reader rejects
-    /// a record whose last byte is the area's last byte (`>=` at T:295, B2) and stops its
+    /// a record whose last byte is the area's last byte (`>=` in its `read_record`, `docs/format.md` §6.4, B2) and stops its
     /// scan there, so a record written to fit exactly would be lost to Mbed, and Mbed's next
     /// set would program over it. Keeping the whole log below `area_size - P` also keeps
     /// every compaction valid for Mbed: compaction reorders records, and a record without
@@ -457,7 +457,7 @@ pub enum MasterSlot {
 }
 
 /// The area Mbed's `init()` makes active when both master records are valid: area 0 when
-/// `v0 > v1 || v0 == 0` (T:1122-1129). Plain u16 comparison, so at the version wrap it can
+/// `v0 > v1 || v0 == 0` (its `init`, `docs/format.md` §12). Plain u16 comparison, so at the version wrap it can
 /// pick the stale area (B5); this engine compares serially and, where the two rules would
 /// disagree after a compaction, erases the old area's master record ([`mbed_agrees`]).
 pub const fn mbed_active_area(v0: u16, v1: u16) -> u8 {
@@ -530,7 +530,7 @@ pub fn encode_reserved_trailer(data: &[u8], out: &mut [u8]) {
 }
 
 /// Builds the head of an area holding reserved data `data` in `out` (the bytes before the
-/// master record): the data, erased-value padding (Mbed pads with stack contents, §12 B6),
+/// master record): the data, erased-value padding (Mbed pads with stack contents, `docs/format.md` B6),
 /// and the trailer at [`RESERVED_TRAILER_OFFSET`].
 pub fn encode_reserved_area(data: &[u8], erase_value: u8, out: &mut [u8]) {
     let (head, rest) = out.split_at_mut(data.len());

@@ -1,7 +1,7 @@
 //! Regression tests for the engine at its edges (issue 12): records at the area end in Mbed
 //! format, read units wider than a byte, and the geometries `check_geometry` accepts.
 //! Each Mbed-format image is also read by the independent Mbed reader (`mbed-reader`), which
-//! follows the format notes' rules, `>=` at the area end included.
+//! follows the rules of `docs/format.md`, `>=` at the area end included.
 
 mod common;
 

@@ -225,7 +225,7 @@ fn reserved_data_is_write_once_survives_compaction_and_is_cleared_by_reset() {
     let mut r = [0u8; 64];
     let n = s.reserved_data_get(&mut r).unwrap();
     assert_eq!(&r[..n], b"serial-0042", "compaction copies the reserved data");
-    // Mbed's reset() clears all keys and the reserved data (TH:81); so does ours, in RAM, on
+    // Mbed's reset() clears all keys and the reserved data (`docs/format.md` §16); so does ours, in RAM, on
     // flash for a remount, and for Mbed, whose reserved_data_get reads either area.
     s.reset().unwrap();
     assert_eq!(s.reserved_data_get(&mut r), Err(Error::NotFound));

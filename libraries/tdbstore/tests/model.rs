@@ -1,7 +1,7 @@
 //! Random operation sequences against a `BTreeMap` model, across remounts, compactions and
 //! maintenance, over a geometry matrix. Every step's result must match the model's, the
 //! simulator must never see a unit programmed twice, and after every step the independent
-//! Mbed reader (`mbed-reader`, written from the format notes) must read the image exactly as
+//! Mbed reader (`mbed-reader`, written from `docs/format.md`) must read the image exactly as
 //! the engine does (Mbed format), or as an empty store (compact records).
 //!
 //! The matrix: read units 1, 4, 8, 16, 32 (no larger than the program unit); program units
@@ -231,7 +231,7 @@ fn run_with(g: Geometry, format: RecordFormat, actions: Vec<Action>) {
             Action::Reset => {
                 s.reset().unwrap();
                 model.retain(|_, _| false);
-                // As Mbed's reset() (TH:81).
+                // As Mbed's reset() (`docs/format.md` §16).
                 reserved = None;
             }
         }

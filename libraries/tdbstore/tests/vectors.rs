@@ -52,7 +52,7 @@ fn every_golden_vector_mounts_with_its_contents() {
             None => assert_eq!(s.reserved_data_get(&mut r), Err(tdbstore::Error::NotFound), "{name}"),
         }
         // Keep writing on Mbed's image: never over a programmed unit (strict sim), and the
-        // value survives a remount (Mbed loses the first write after a torn tail, §9).
+        // value survives a remount (Mbed loses the first write after a torn tail, `docs/format.md` §17, B4).
         match s.set(b"probe", b"after-mbed", 0) {
             Ok(()) => {}
             Err(tdbstore::Error::Full) => {

@@ -697,7 +697,7 @@ impl Ctx<'_> {
     }
 }
 
-/// What the independent Mbed reader (`mbed-reader`, written from the format notes, with
+/// What the independent Mbed reader (`mbed-reader`, written from `docs/format.md`, with
 /// Mbed's rules: `>=` at the area end, key size < 128, the scan stopping at the first invalid
 /// record) sees in `image`, against what the engine showed (`st`): the same keys, flags and
 /// values, and the same reserved data; and that Mbed's own garbage collection of the image

@@ -202,7 +202,7 @@ impl Step {
                 next.reserved = Some(d.clone());
             }
             Step::Abandon { key, .. } if once(key) => return Err(Error::WriteProtected),
-            // Mbed's reset() clears the reserved data too (TH:81).
+            // Mbed's reset() clears the reserved data too (`docs/format.md` §16).
             Step::Reset => next = State::default(),
             Step::Format { .. } => next = State::default(),
             Step::Compact | Step::Maintain | Step::MaintainAll | Step::Remount | Step::Abandon { .. } => {}

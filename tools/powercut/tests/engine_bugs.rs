@@ -14,7 +14,7 @@ use tdbstore::{Error, IndexEntry, IoError, IoKind, StoreOptions};
 
 /// The `g2_small` geometry: 32 KiB, 8-byte program units, 4 KiB sectors (16 KiB areas).
 const G: Geometry = Geometry::SMALL;
-/// First record offset for 8-byte units (format notes §3).
+/// First record offset for 8-byte units (`docs/format.md` §5).
 const FIRST: usize = 112;
 const SECTOR: usize = 4096;
 

@@ -411,9 +411,9 @@ fn format_text(name: &str) -> &'static str {
 }
 
 /// What Mbed OS's TDBStore does with a store in this record format. Mbed's init checks no
-/// revision (format notes §7): it mounts a compact-record store as an empty one (its scan
+/// revision (`docs/format.md` §7, §11.1): it mounts a compact-record store as an empty one (its scan
 /// stops at the first compact header), and its first set programs over those records,
-/// fails its read-back, and garbage-collects into the other area without them (§5, §9).
+/// fails its read-back, and garbage-collects into the other area without them (§9, §17).
 fn mbed_os_text(name: &str) -> &'static str {
     if name == "compact" {
         "not an Mbed OS image: Mbed OS mounts it as an empty store, and its first write \
@@ -713,7 +713,7 @@ struct MbedUnreadable {
 }
 
 /// Records of an Mbed-format log that Mbed's `read_record` rejects although this engine
-/// reads them: one whose last byte is the area's last byte (Mbed checks `>=`, format notes
+/// reads them: one whose last byte is the area's last byte (Mbed checks `>=`, `docs/format.md`
 /// B2; this engine never writes one, but Mbed-CE and older versions of this engine do).
 /// Mbed's mount scan stops at the first, so it loses that record and every one after it.
 fn mbed_unreadable(store: &SimStore<'_>) -> Vec<MbedUnreadable> {
@@ -761,7 +761,7 @@ struct Unreachable {
 /// Mount ends the log at the first record that does not verify, which is right for a write
 /// cut short by a power cut (the header is programmed last, so nothing follows it) but
 /// silently drops every later record when a committed record is damaged, or when Mbed wrote
-/// over a torn tail (format notes §9). Walking on from the log end by each record's own
+/// over a torn tail (`docs/format.md` §17, B4). Walking on from the log end by each record's own
 /// length, and finding records whose checksums match, tells the two apart: those records
 /// were committed and are now invisible. Stale records of an earlier pass through the area
 /// are never reached, since they lie behind erased space that stops the walk.

@@ -466,7 +466,7 @@ pub enum Op<'a> {
         /// Key.
         key: &'a [u8],
     },
-    /// Remove every key and the reserved data, atomically, as Mbed's `reset()` does (TH:81):
+    /// Remove every key and the reserved data, atomically, as Mbed's `reset()` does (`docs/format.md` §16):
     /// an empty generation in the standby area, then the old area's head erased.
     Reset,
     /// The next key starting with `prefix` after `cursor`; its bytes are delivered.

@@ -245,7 +245,7 @@ impl Compact {
     /// Whether the old area's head must go as soon as the new master record is committed
     /// (called after the switch, so the old area is the standby):
     /// - after a reset or a format (everything skipped): Mbed's `reset()` clears the
-    ///   reserved data too (TH:81), and its `reserved_data_get` reads area 0 first, then
+    ///   reserved data too (`docs/format.md` §16), and its `reserved_data_get` reads area 0 first, then
     ///   area 1, whichever is active, so the old area's copy must not survive;
     /// - at the version wrap, where Mbed's plain u16 comparison (B5) would pick the old area.
     fn retires_old_area(&self, c: &Core) -> bool {

@@ -13,7 +13,7 @@
 //!   compaction commits by the new area's master record header, likewise.
 //! - **Torn tails are never written over.** Mount reads the rest of the sector after the
 //!   last valid record; if it is not blank, the next write first compacts into the standby
-//!   area (Mbed writes over it and loses that value, format notes §9).
+//!   area (Mbed writes over it and loses that value, `docs/format.md` §17, B4).
 //! - **Erase ahead.** [`Op::Maintain`] does one bounded piece of background work (erase one
 //!   standby sector, pre-erase the next active sector, or compact early), so a user
 //!   operation rarely waits for an erase and never for a whole area's.
@@ -459,7 +459,7 @@ impl<'w> Store<'w> {
                 Machine::Deliver(Deliver::new(0, 0, Outcome::Done))
             }
             Op::Reset => {
-                // Mbed's reset() clears the reserved data with the keys (TH:81).
+                // Mbed's reset() clears the reserved data with the keys (`docs/format.md` §16).
                 self.core.reserved_len = None;
                 Machine::Compact(Compact::new(Skip::All))
             }

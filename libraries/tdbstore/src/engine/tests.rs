@@ -1,5 +1,5 @@
 //! Each procedure against the exact sequence of requests it must make, on a small RAM flash
-//! (8-byte program units, 4 KiB sectors, two 8 KiB areas) whose layout the format notes give:
+//! (8-byte program units, 4 KiB sectors, two 8 KiB areas) whose layout `docs/format.md` §5 gives:
 //! master record at 72 (40 bytes), first record at 112.
 
 use super::*;
