@@ -44,7 +44,9 @@ impl Format {
         let limit = if self.full { lay.area_size } else { c.head_erase_end() };
         match &mut self.st {
             FState::Start => {
-                let first = if c.mounted { 1 - c.active } else { 1 };
+                // Only an unmounted store is formatted this way (a mounted one gets an empty
+                // generation in its standby area, `Machine::Reformat`): area 1 first.
+                let first = 1;
                 c.needs_mount();
                 self.st = FState::AwaitErase { first, step: 0, off: 0 };
                 return c.erase(Area::Number(first), 0);
