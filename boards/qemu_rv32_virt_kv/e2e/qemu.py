@@ -175,6 +175,13 @@ class Boot:
         return self.status == 0 and any(EXIT_LINE in line for line in self.lines)
 
 
+def console_lines(pending, chunk):
+    """The complete console lines (decoded, without CR) in `pending` + `chunk`, and the bytes
+    of the line not complete yet."""
+    *complete, rest = (pending + chunk).split(b"\n")
+    return [raw.decode("utf-8", "replace").rstrip("\r") for raw in complete], rest
+
+
 def boot(qemu_flags, apps, kv, timeout=60.0, on_line=None, echo=None):
     """Boots the board and collects the console until QEMU exits, `timeout` passes, or
     `on_line(line)` returns a delay in seconds after which QEMU is killed (SIGKILL: a power
@@ -202,10 +209,8 @@ def boot(qemu_flags, apps, kv, timeout=60.0, on_line=None, echo=None):
         chunk = os.read(fd, 65536)
         if not chunk:
             break
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            line = raw.decode("utf-8", "replace").rstrip("\r")
+        complete, pending = console_lines(pending, chunk)
+        for line in complete:
             result.lines.append(line)
             if echo:
                 echo(line)

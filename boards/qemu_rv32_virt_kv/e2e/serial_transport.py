@@ -19,7 +19,7 @@ happens to the board goes through a *board* object with the same small interface
 Two boards implement it: `CommandBoard` (a real board, through `make program`, a reset
 command or a prompt, `make kv-load` and `make kv-dump`) and `QemuPtyBoard` (the emulated
 board with `-serial pty`, as `make listen` runs it, so the transport is tested without
-hardware: reset is the monitor's `system_reset`, or a new QEMU once the kernel has exited it,
+hardware: a reset is a new QEMU (the monitor's `system_reset` is no reset for this kernel),
 which gives the console a new pty, so the port must be re-opened as after a USB-UART
 re-enumerates).
 
@@ -206,10 +206,8 @@ def collect(port, done, timeout, quiet=1.0, exit_line=True, on_line=None, echo=N
         chunk = port.read(0.05)
         if not chunk:
             continue
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            line = raw.decode("utf-8", "replace").rstrip("\r")
+        complete, pending = qemu.console_lines(pending, chunk)
+        for line in complete:
             b.lines.append(line)
             last_line = time.monotonic()
             if echo:
@@ -308,8 +306,8 @@ class CommandBoard:
 class QemuPtyBoard:
     """The emulated board behind a pty, as `make listen` runs it: QEMU started paused with
     `-serial pty` and a monitor socket; the pty is linked at `link` (the serial port the
-    transport opens). A new QEMU starts when apps are installed, the store is blanked, or the
-    kernel has exited the last one; otherwise a reset is the monitor's `system_reset`."""
+    transport opens). Every reset, install and store blanking starts a new QEMU (the monitor's
+    `system_reset` is no reset for this kernel: see `start`)."""
 
     def __init__(self, qemu_flags, kv, apps_image, link, tockloader="tockloader"):
         self.flags = qemu_flags
@@ -322,7 +320,6 @@ class QemuPtyBoard:
         self.workdir = tempfile.mkdtemp(prefix="qemu-kv-serial-")
         self.sock = os.path.join(self.workdir, "monitor.sock")
         self.qemus = 0
-        self.system_resets = 0
         self.cuts = 0
 
     def describe(self):
@@ -419,12 +416,11 @@ class QemuPtyBoard:
         self.qemus += 1
 
     def reset(self):
-        if self.fresh:
-            self.monitor("cont")
-            self.fresh = False
-        else:
-            self.monitor("system_reset")
-            self.system_resets += 1
+        # The monitor's system_reset is no reset for this kernel (see `start`): a new machine.
+        if not self.fresh:
+            self.start()
+        self.monitor("cont")
+        self.fresh = False
 
     def arm_power_cut(self):
         """At kv_stats's first line: QEMU killed (SIGKILL, as the QEMU power-cut test does;

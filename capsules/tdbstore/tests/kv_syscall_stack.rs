@@ -13,18 +13,13 @@
 mod common;
 mod driver_fake;
 
-use capsules_extra::kv_store_permissions::{KVStorePermissions, HEADER_LENGTH};
-use capsules_extra::virtualizers::virtual_kv::{MuxKVPermissions, VirtualKVPermissions};
+use capsules_extra::kv_store_permissions::HEADER_LENGTH;
+use capsules_extra::virtualizers::virtual_kv::VirtualKVPermissions;
 use capsules_tdbstore::kv_syscall::{KEY_LEN, VALUE_BUF_LEN};
-use common::{capsule, noise, settle, setup, Kv, SimHil, GEOMETRY};
+use common::{noise, settle, setup, upstream_stack, SimHil, Virt, GEOMETRY};
 use driver_fake::{cmd, driver, status, Driver, Pid, Upcall};
 use flash_sim::FlashSim;
-use kernel::hil::kv::KV;
 use kernel::ErrorCode;
-
-type Perms = KVStorePermissions<'static, Kv>;
-type Mux = MuxKVPermissions<'static, Perms>;
-type Virt = VirtualKVPermissions<'static, Perms>;
 
 struct Board {
     hil: &'static SimHil,
@@ -35,18 +30,10 @@ impl Board {
     /// The stack as `boards/qemu_rv32_virt_kv` wires it, on blank simulated flash.
     fn new() -> Board {
         let hil = SimHil::new(FlashSim::new(GEOMETRY));
-        let kv = capsule::<32, 512>(hil);
-        kv.set_min_value_len(HEADER_LENGTH);
-        let header: &'static mut [u8; HEADER_LENGTH] = Box::leak(Box::new([0; HEADER_LENGTH]));
-        let perms: &'static Perms = Box::leak(Box::new(KVStorePermissions::new(kv, header)));
-        kv.set_client(perms);
-        let mux: &'static Mux = Box::leak(Box::new(MuxKVPermissions::new(perms)));
-        kernel::hil::kv::KVPermissions::set_client(perms, mux);
+        let mux = upstream_stack(hil);
         let virt: &'static Virt = Box::leak(Box::new(VirtualKVPermissions::new(mux)));
         virt.setup();
         let d = driver(virt);
-        kv.mount().unwrap();
-        settle(hil);
         Board { hil, d }
     }
 

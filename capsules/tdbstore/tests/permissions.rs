@@ -16,12 +16,14 @@ mod common;
 
 use core::num::NonZeroU32;
 
-use capsules_extra::kv_store_permissions::{KVStorePermissions, HEADER_LENGTH};
-use capsules_extra::virtualizers::virtual_kv::{MuxKVPermissions, VirtualKVPermissions};
-use common::{capsule, leak, noise, settle, setup, Done, Kind, Kv, Recorder, Rig, SimHil, GEOMETRY};
+use capsules_extra::kv_store_permissions::HEADER_LENGTH;
+use capsules_extra::virtualizers::virtual_kv::VirtualKVPermissions;
+use common::{
+    leak, noise, settle, setup, upstream_stack, Done, Kind, Mux, Recorder, Rig, SimHil, Virt, GEOMETRY,
+};
 use flash_sim::FlashSim;
 use kernel::capabilities::ApplicationStorageCapability;
-use kernel::hil::kv::{KVPermissions, KV};
+use kernel::hil::kv::KVPermissions;
 use kernel::storage_permissions::StoragePermissions;
 use kernel::utilities::leasable_buffer::SubSliceMut;
 use kernel::ErrorCode;
@@ -30,31 +32,12 @@ use kernel::ErrorCode;
 /// can pass.
 const DRIVER_KEY_LEN: usize = 64;
 
-type Perms = KVStorePermissions<'static, Kv>;
-type Mux = MuxKVPermissions<'static, Perms>;
-type Virt = VirtualKVPermissions<'static, Perms>;
-
 struct Cap;
 // SAFETY: test code stands in for the kernel's process loader, which holds this capability.
 unsafe impl ApplicationStorageCapability for Cap {}
 
 fn id(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
-}
-
-/// The TDBStore capsule and upstream's permission layer and mux over `hil`, mounted, wired
-/// as the boards wire it.
-fn stack(hil: &'static SimHil) -> &'static Mux {
-    let kv = capsule::<32, 512>(hil);
-    kv.set_min_value_len(HEADER_LENGTH);
-    let header: &'static mut [u8; HEADER_LENGTH] = Box::leak(Box::new([0; HEADER_LENGTH]));
-    let perms: &'static Perms = Box::leak(Box::new(KVStorePermissions::new(kv, header)));
-    kv.set_client(perms);
-    let mux: &'static Mux = Box::leak(Box::new(MuxKVPermissions::new(perms)));
-    perms.set_client(mux);
-    kv.mount().unwrap();
-    settle(hil);
-    mux
 }
 
 /// One app: its virtual KV, its permissions, a recorder.
@@ -150,7 +133,7 @@ fn denied(d: Done) -> bool {
 fn the_libtock_rs_kv_example_succeeds_through_the_permission_layer() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     // examples/kv.rs: get "a" (absent), set, get, delete, get.
     assert!(denied(app.get(b"a")));
@@ -169,7 +152,7 @@ fn the_libtock_rs_kv_example_succeeds_through_the_permission_layer() {
     assert_eq!(app.set(b"", b"x"), Done::Set(Ok(())), "an empty key is a key like any other");
     assert_eq!(app.get(b""), Done::Get(Ok(()), b"x".to_vec()));
     // After a reboot.
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     assert_eq!(app.get(b"runs"), Done::Get(Ok(()), vec![4, 4]));
 }
@@ -178,7 +161,7 @@ fn the_libtock_rs_kv_example_succeeds_through_the_permission_layer() {
 fn write_ids_isolate_apps() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let a = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     let b = App::new(hil, mux, StoragePermissions::new_self_only(id(2), &Cap));
     assert_eq!(a.set(b"k", b"a-secret"), Done::Set(Ok(())));
@@ -195,7 +178,7 @@ fn write_ids_isolate_apps() {
     assert_eq!(nobody.set(b"n", b"x"), Done::Refused(ErrorCode::INVAL));
     assert!(denied(nobody.get(b"k")));
     // The same after a reboot.
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let a = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     let b = App::new(hil, mux, StoragePermissions::new_self_only(id(2), &Cap));
     assert_eq!(a.get(b"k"), Done::Get(Ok(()), b"a-secret".to_vec()));
@@ -207,7 +190,7 @@ fn write_ids_isolate_apps() {
 fn read_and_modify_lists_share_keys() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let owner = App::new(hil, mux, StoragePermissions::new_listed(id(1), true, true, &[], &[], &Cap));
     let reader = App::new(hil, mux, StoragePermissions::new_listed(id(3), true, true, &[1], &[], &Cap));
     let editor = App::new(hil, mux, StoragePermissions::new_listed(id(4), true, true, &[], &[1], &Cap));
@@ -230,7 +213,7 @@ fn read_and_modify_lists_share_keys() {
 fn two_apps_at_once_through_the_mux() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let a = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     let b = App::new(hil, mux, StoragePermissions::new_self_only(id(2), &Cap));
     // Upstream's mux looks for work from the head of its list (the app set up last, `b`):
@@ -255,7 +238,7 @@ fn two_apps_at_once_through_the_mux() {
 fn stored_values_carry_upstreams_header_inside_the_raw_value() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(7), &Cap));
     assert_eq!(app.set(b"k", b"v"), Done::Set(Ok(())));
     // The kernel-side API (a new capsule over the same flash) sees the raw value.
@@ -271,7 +254,7 @@ fn a_raw_value_shorter_than_the_permission_header_reads_as_absent_not_a_panic() 
     let direct = Rig::unmounted(hil);
     assert_eq!(direct.set(b"short", b"ab"), Done::Set(Ok(())));
     // Through the permission layer (which would index 9 header bytes), it is simply absent.
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     assert!(denied(app.get(b"short")));
     // And an app may create the key afresh.
@@ -301,7 +284,7 @@ fn exercise(app: &App, key: &[u8], value: &[u8]) {
 fn every_key_the_syscall_driver_passes_works_through_the_permission_layer() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     // libtock-c's first KV test: a 16-byte key, "First Key" padded with NULs.
     let mut first = b"First Key".to_vec();
@@ -327,7 +310,7 @@ fn every_key_the_syscall_driver_passes_works_through_the_permission_layer() {
         assert_eq!(app.set(k, &[i as u8]), Done::Set(Ok(())), "{k:?}");
     }
     // After a reboot, each still holds its own value.
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     for (i, k) in lookalikes.iter().enumerate() {
         assert_eq!(app.get(k), Done::Get(Ok(()), vec![i as u8]), "{k:?}");
@@ -342,7 +325,7 @@ fn every_key_the_syscall_driver_passes_works_through_the_permission_layer() {
 fn keys_with_no_stored_form_get_size_or_not_found_through_the_permission_layer() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     let before = hil.image();
     // Longer than the driver passes: only a kernel client with its own buffers gets here.
@@ -366,7 +349,7 @@ fn keys_with_no_stored_form_get_size_or_not_found_through_the_permission_layer()
 fn store_errors_through_the_permission_layer() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     assert_eq!(app.set(b"k", b"v"), Done::Set(Ok(())));
     // A flash error while reading the value: FAIL from the capsule, which upstream's get
@@ -387,7 +370,7 @@ fn store_errors_through_the_permission_layer() {
     // An unusable store (a foreign region) says FAIL at the call, which upstream passes
     // through unchanged; garbage collection says it in its callback.
     let foreign = SimHil::new(FlashSim::from_image(GEOMETRY, noise(GEOMETRY.size as usize, 7)).unwrap());
-    let mux = stack(foreign);
+    let mux = upstream_stack(foreign);
     let app = App::new(foreign, mux, StoragePermissions::new_self_only(id(1), &Cap));
     assert_eq!(app.set(b"k", b"v"), Done::Refused(ErrorCode::FAIL));
     assert_eq!(app.add(b"k", b"v"), Done::Refused(ErrorCode::FAIL));
@@ -402,7 +385,7 @@ fn store_errors_through_the_permission_layer() {
 fn garbage_collection_through_the_permission_layer_frees_dead_records() {
     let _g = setup();
     let hil = SimHil::new(FlashSim::new(GEOMETRY));
-    let mux = stack(hil);
+    let mux = upstream_stack(hil);
     let app = App::new(hil, mux, StoragePermissions::new_self_only(id(1), &Cap));
     // upstream's "write until full, then collect" test never sees a full store: one key
     // rewritten far past the area's size keeps succeeding (the store compacts by itself).

@@ -600,3 +600,30 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+// ------------------------------------------------------------------------------------------
+// Upstream's permission layers over the capsule, as the boards wire them.
+
+/// Upstream's `KVStorePermissions` over the capsule.
+pub type Perms = capsules_extra::kv_store_permissions::KVStorePermissions<'static, Kv>;
+/// Upstream's mux over the permission layer.
+pub type Mux = capsules_extra::virtualizers::virtual_kv::MuxKVPermissions<'static, Perms>;
+/// One virtual client of the mux.
+pub type Virt = capsules_extra::virtualizers::virtual_kv::VirtualKVPermissions<'static, Perms>;
+
+/// The TDBStore capsule and upstream's permission layer and mux over `hil`, mounted, wired
+/// as the boards wire it (the capsule's minimum value length is the permission header).
+pub fn upstream_stack(hil: &'static SimHil) -> &'static Mux {
+    use capsules_extra::kv_store_permissions::{KVStorePermissions, HEADER_LENGTH};
+    let kv = capsule::<32, 512>(hil);
+    kv.set_min_value_len(HEADER_LENGTH);
+    let header: &'static mut [u8; HEADER_LENGTH] = Box::leak(Box::new([0; HEADER_LENGTH]));
+    let perms: &'static Perms = Box::leak(Box::new(KVStorePermissions::new(kv, header)));
+    kv.set_client(perms);
+    let mux: &'static Mux =
+        Box::leak(Box::new(capsules_extra::virtualizers::virtual_kv::MuxKVPermissions::new(perms)));
+    kernel::hil::kv::KVPermissions::set_client(perms, mux);
+    kv.mount().unwrap();
+    settle(hil);
+    mux
+}
